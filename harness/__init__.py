@@ -1,0 +1,1 @@
+"""Harness: validated configuration, offline MNIST, the device-agnostic trainer and the CLI."""

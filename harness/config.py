@@ -1,0 +1,298 @@
+"""experiments.yaml -> one frozen, validated `TrainConfig` per experiment.
+
+The file holds `defaults`, named `experiments` that override them, and (for the sweep) a `sweep`
+section. Every key is checked when the file is loaded: an unknown key names the closest known
+one, a wrong type or out-of-range value names the file, key path, bad value and what is allowed.
+Command-line overrides are `dotted.key=value` pairs, parsed as YAML scalars.
+"""
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+
+from harness.errors import UserError
+from harness.yamlio import parse_value, read_yaml
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # strict float still accepts ints
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+
+
+class Section(BaseModel):
+    """Base for every config section: frozen, and misspelled keys are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(Section):
+    name: Str = "s7_net"
+    dropout: Float = Field(0.05, ge=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from model_zoo import list_models
+
+        if v not in list_models():
+            raise ValueError(f"unknown model; known models: {', '.join(list_models())}")
+        return v
+
+
+class OptimizerConfig(Section):
+    """SGD, as the seed ran it."""
+
+    lr: Float = Field(0.1, gt=0.0, le=10.0)
+    momentum: Float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: Float = Field(0.0, ge=0.0)
+    nesterov: Bool = False
+
+
+class SchedulerConfig(Section):
+    """`step` is StepLR stepped once per epoch after training; `none` keeps the initial lr."""
+
+    name: Literal["none", "step"] = "step"
+    step_size: Int = Field(8, ge=1)
+    gamma: Float = Field(0.1, gt=0.0, le=1.0)
+
+
+class AugmentConfig(Section):
+    """The seed's RandomAffine: rotation +-degrees, translation +-fraction of the side, scale range."""
+
+    enabled: Bool = True
+    degrees: Float = Field(20.0, ge=0.0, le=180.0)
+    translate: Float = Field(0.1, ge=0.0, le=0.5)
+    scale: tuple[Float, Float] = (0.9, 1.1)
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _list_to_tuple(cls, v: Any) -> Any:
+        return tuple(v) if isinstance(v, list) else v
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError("expected [low, high] with 0 < low <= high")
+        return v
+
+
+class DataConfig(Section):
+    """Where MNIST lives and how much of it a run uses (subsets are for quick looks and tests)."""
+
+    root: Str = "data"
+    train_subset: Int | None = Field(None, ge=1)
+    test_subset: Int | None = Field(None, ge=1)
+
+
+class TrackingConfig(Section):
+    """MLflow: the embedded default is a SQLite file plus a local artifact folder (no ./mlruns)."""
+
+    uri: Str = "sqlite:///mlflow.db"
+    artifact_root: Str = "mlartifacts"
+    experiment: Str = "train"
+    enabled: Bool = True
+
+
+class TrainConfig(Section):
+    """Everything one training run needs; the trainer reads nothing else."""
+
+    name: Str = "custom"
+    seed: Int = Field(1, ge=0)
+    epochs: Int = Field(15, ge=1, le=1000)
+    batch_size: Int = Field(128, ge=1, le=60000)
+    eval_batch_size: Int = Field(2000, ge=1)
+    device: Str = "auto"
+    progress: Bool = True
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    augment: AugmentConfig = AugmentConfig()
+    data: DataConfig = DataConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "mps") and not (v == "cuda" or v.startswith("cuda:")):
+            raise ValueError("expected one of auto, cpu, cuda, cuda:N, mps")
+        return v
+
+    def flat(self) -> dict[str, Any]:
+        """The whole config as `{dotted.key: value}` (for MLflow params and matching runs)."""
+        return flatten(self.model_dump(mode="json"))
+
+
+class ExperimentsFile(Section):
+    """The top level of experiments.yaml."""
+
+    default_experiment: Str
+    defaults: dict[str, Any] = {}
+    experiments: dict[str, dict[str, Any]] = {}
+    sweep: dict[str, Any] | None = None
+    findings: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists and tuples stay values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Return `base` updated by `over`, merging nested mappings key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") -> None:
+    """Raise for the first key in `data` that `model` does not define, naming the closest match."""
+    if not isinstance(data, dict):
+        return
+    fields = model.model_fields
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = (
+                f"did you mean '{prefix}{close[0]}'?"
+                if close
+                else "known keys: " + ", ".join(f"{prefix}{f}" for f in fields)
+            )
+            raise UserError(f"{where}: unknown key '{path}'; {hint}")
+        ann = fields[key].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if not isinstance(value, dict):
+                raise UserError(
+                    f"{where}: key '{path}' = {_fmt(value)} is invalid: expected a mapping of "
+                    f"{', '.join(ann.model_fields)}"
+                )
+            check_keys(value, ann, where, path + ".")
+
+
+def validation_message(err: ValidationError, where_of: "callable") -> str:
+    """Turn pydantic's first error into `file: key 'a.b' = value is invalid: what is allowed`."""
+    e = err.errors()[0]
+    path = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
+    msg = e["msg"].removeprefix("Value error, ")
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    return f"{where_of(path)}: key '{path}' = {_fmt(e.get('input'))} is invalid: {msg}"
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """`["optimizer.lr=0.05", "epochs=3"]` -> nested dict. A malformed item is a `UserError`."""
+    out: dict[str, Any] = {}
+    for item in args:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not p for p in key.split(".")):
+            raise UserError(
+                f"command line: expected key=value (dotted for nested keys), got {item!r}"
+            )
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"command line: key '{key}' conflicts with an earlier override")
+        node[leaf] = parse_value(text)
+    return out
+
+
+# ---------------------------------------------------------------- loading
+
+
+class Experiments:
+    """experiments.yaml, loaded and validated once. `resolve(name, overrides)` gives a `TrainConfig`."""
+
+    def __init__(self, path: Path | str = "experiments.yaml"):
+        self.path = Path(path)
+        raw = read_yaml(self.path)
+        check_keys(raw, ExperimentsFile, str(self.path))
+        try:
+            self.file = ExperimentsFile.model_validate(raw)
+        except ValidationError as e:
+            raise UserError(validation_message(e, lambda _: str(self.path))) from None
+        check_keys(self.file.defaults, TrainConfig, str(self.path), "defaults.")
+        for name, exp in self.file.experiments.items():
+            check_keys(exp, TrainConfig, str(self.path), f"experiments.{name}.")
+        if self.file.default_experiment not in self.file.experiments:
+            raise UserError(
+                f"{self.path}: key 'default_experiment' = {self.file.default_experiment!r} is "
+                f"invalid: expected one of {', '.join(self.file.experiments)}"
+            )
+        for name in self.file.experiments:  # validate every experiment now, not when first used
+            self.resolve(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.file.experiments)
+
+    def resolve(
+        self, name: str | None = None, overrides: dict[str, Any] | None = None
+    ) -> TrainConfig:
+        """Defaults, then the named experiment, then command-line overrides, validated as one."""
+        name = name or self.file.default_experiment
+        if name not in self.file.experiments:
+            close = difflib.get_close_matches(name, self.names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(
+                f"{self.path}: unknown experiment {name!r}; {hint}known: {', '.join(self.names)}"
+            )
+        exp = self.file.experiments[name]
+        overrides = overrides or {}
+        check_keys(overrides, TrainConfig, f"{self.path} (command-line override)")
+        merged = deep_merge(
+            deep_merge(deep_merge({"name": name}, self.file.defaults), exp), overrides
+        )
+        return validate_train_config(merged, self._where(name, exp, overrides))
+
+    def _where(self, name: str, exp: dict, overrides: dict):
+        over, from_exp = flatten(overrides), flatten(exp)
+
+        def where(path: str) -> str:
+            if path in over:
+                return f"{self.path} (command-line override)"
+            if path in from_exp:
+                return f"{self.path} (experiments.{name})"
+            return f"{self.path} (defaults)"
+
+        return where
+
+
+def validate_train_config(data: dict[str, Any], where_of) -> TrainConfig:
+    """Validate a full, merged mapping into a `TrainConfig`, or raise a one-line `UserError`."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(validation_message(e, where_of)) from None
+
+
+def load_config_file(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A standalone config (e.g. best_config.yaml): its `train:` mapping is a whole `TrainConfig`."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw.get("train"), dict):
+        raise UserError(f"{path}: expected a 'train:' mapping holding the whole training config")
+    check_keys(raw["train"], TrainConfig, str(path), "train.")
+    check_keys(overrides or {}, TrainConfig, f"{path} (command-line override)")
+    merged = deep_merge(raw["train"], overrides or {})
+    return validate_train_config(merged, lambda p: str(path))

@@ -1,0 +1,83 @@
+"""One tracked training run: config -> data -> trainer -> MLflow. What `make train` does."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import TrainConfig
+from harness.data import Split, load_split, subset
+from harness.device import resolve_device
+from harness.trainer import TrainResult, train
+from model_zoo import create_model, summarize
+from tracking import Tracker, curves_figure, provenance_tags
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: TrainResult
+    run_id: str | None
+
+    @property
+    def best_test_acc(self) -> float:
+        return self.result.best("test_acc")
+
+    @property
+    def final_test_acc(self) -> float:
+        return self.result.final("test_acc")
+
+
+def load_train_test(cfg: TrainConfig) -> tuple[Split, Split]:
+    """All 60k training images and the 10k test images (or the configured subsets)."""
+    tr = subset(load_split(cfg.data.root, train=True), cfg.data.train_subset)
+    te = subset(load_split(cfg.data.root, train=False), cfg.data.test_subset)
+    return tr, te
+
+
+def model_summary_text(cfg: TrainConfig) -> str:
+    return summarize(create_model(cfg.model.name, dropout=cfg.model.dropout)).to_text()
+
+
+def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcome:
+    """Train `cfg` on the training set, evaluate on the test set each epoch, log it all to MLflow.
+
+    Args:
+        cfg: the resolved config (logged whole as params).
+        tags: extra MLflow tags (e.g. the sweep trial a retrained config came from).
+    Returns:
+        The training result and the MLflow run id (None when tracking is disabled).
+    """
+    tr, te = load_train_test(cfg)
+    device = resolve_device(cfg.device)
+    if not cfg.tracking.enabled:
+        return Outcome(train(cfg, tr, {"test": te}, device=device), None)
+    tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_root)
+    run_tags = {
+        "experiment": cfg.name,
+        "seed": cfg.seed,
+        **provenance_tags(str(device)),
+        **(tags or {}),
+    }
+    with tracker.run(f"{cfg.name}-seed{cfg.seed}", run_tags) as run:
+        run.log_params(cfg.flat())
+        run.log_text(model_summary_text(cfg), "model_summary.txt")
+        result = train(
+            cfg, tr, {"test": te}, on_epoch=lambda e, m: run.log_metrics(m, step=e), device=device
+        )
+        run.log_metrics(
+            {"best_test_acc": result.best("test_acc"), "final_test_acc": result.final("test_acc")},
+            step=cfg.epochs,
+        )
+        run.log_figure(curves_figure(result.history, "test"), "curves.png")
+        run.log_text(cfg.model_dump_json(indent=2), "config.json")
+        run.log_model(result.model)
+        result.model.to(device)
+    return Outcome(result, run.run_id)
+
+
+def describe(outcome: Outcome) -> str:
+    h = outcome.result.history
+    best_epoch = max(range(len(h)), key=lambda i: h[i]["test_acc"]) + 1
+    return (
+        f"best test accuracy {outcome.best_test_acc:.2f}% (epoch {best_epoch}), final "
+        f"{outcome.final_test_acc:.2f}%, best train {outcome.result.best('train_acc'):.2f}%"
+        + (f"; MLflow run {outcome.run_id}" if outcome.run_id else "")
+    )

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real MNIST (provisioned by `make data`), tiny subsets of it, temp stores."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config import Experiments
+from harness.data import ensure_mnist, load_split, subset
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = REPO / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    ensure_mnist(DATA_ROOT)
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def small_data(mnist_root):
+    """2,000 training and 1,000 test images of the real MNIST, fixed subsets."""
+    return (subset(load_split(mnist_root, True), 2000), subset(load_split(mnist_root, False), 1000))
+
+
+@pytest.fixture(scope="session")
+def experiments() -> Experiments:
+    return Experiments(REPO / "experiments.yaml")
+
+
+def quick_overrides(tmp: Path, **extra) -> dict:
+    """Overrides for a fast run on a subset of the real data, tracked in a temp MLflow store."""
+    over = {
+        "epochs": 1,
+        "progress": False,
+        "device": "cpu",
+        "data": {"root": str(DATA_ROOT), "train_subset": 2000, "test_subset": 1000},
+        "tracking": {"uri": f"sqlite:///{tmp}/mlflow.db", "artifact_root": str(tmp / "artifacts")},
+    }
+    over.update(extra)
+    return over
+
+
+def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m harness.cli ARGS` the way `make` does, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )

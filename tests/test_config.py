@@ -1,0 +1,121 @@
+"""experiments.yaml: the seed's trials resolve exactly; bad input is one line, exit code 2."""
+
+import pytest
+
+from harness.cli import main
+from harness.config import Experiments, parse_overrides
+from tests.conftest import REPO, run_cli
+
+
+def test_the_seed_trials_resolve_to_settings_md(experiments):
+    f1, f2, f3 = (experiments.resolve(n) for n in ("s7_file1", "s7_file2", "s7_file3"))
+    for c in (f1, f2, f3):
+        assert (c.optimizer.lr, c.optimizer.momentum, c.epochs, c.seed) == (0.1, 0.9, 15, 1)
+        assert c.model.name == "s7_net"
+    assert (f1.model.dropout, f1.batch_size, f1.scheduler.name, f1.augment.enabled) == (
+        0.0,
+        512,
+        "none",
+        False,
+    )
+    assert (f2.model.dropout, f2.batch_size, f2.augment.enabled) == (0.05, 128, False)
+    assert (f2.scheduler.name, f2.scheduler.step_size, f2.scheduler.gamma) == ("step", 4, 0.1)
+    assert (f3.model.dropout, f3.batch_size, f3.augment.enabled) == (0.05, 128, True)
+    assert (f3.scheduler.step_size, f3.scheduler.gamma) == (8, 0.1)
+    assert (f3.augment.degrees, f3.augment.translate, f3.augment.scale) == (20.0, 0.1, (0.9, 1.1))
+    assert experiments.resolve(None).name == "s7_file3"
+
+
+def test_dotted_overrides_reach_nested_keys(experiments):
+    cfg = experiments.resolve(
+        "s7_file3",
+        parse_overrides(
+            [
+                "epochs=3",
+                "seed=2",
+                "optimizer.lr=1e-2",
+                "augment.scale=[0.8, 1.2]",
+                "data.train_subset=500",
+            ]
+        ),
+    )
+    assert (cfg.epochs, cfg.seed, cfg.optimizer.lr, cfg.augment.scale) == (3, 2, 0.01, (0.8, 1.2))
+    assert cfg.data.train_subset == 500
+    assert cfg.flat()["optimizer.lr"] == 0.01
+
+
+BAD_COMMAND_LINES = [
+    (["optimzer.lr=0.1"], "unknown key 'optimzer'; did you mean 'optimizer'?"),
+    (["optimizer.lrr=0.1"], "unknown key 'optimizer.lrr'; did you mean 'optimizer.lr'?"),
+    (["optimizer.lr=-0.1"], "key 'optimizer.lr' = -0.1 is invalid: input should be greater than 0"),
+    (["epochs=0"], "key 'epochs' = 0 is invalid: input should be greater than or equal to 1"),
+    (["batch_size=0"], "key 'batch_size' = 0 is invalid"),
+    (["batch_size=abc"], "key 'batch_size' = 'abc' is invalid: input should be a valid integer"),
+    (["batch_size=12.5"], "key 'batch_size' = 12.5 is invalid"),
+    (["scheduler.gamma=1.5"], "key 'scheduler.gamma' = 1.5 is invalid"),
+    (
+        ["scheduler.name=cosine"],
+        "key 'scheduler.name' = 'cosine' is invalid: input should be 'none' or 'step'",
+    ),
+    (
+        ["model.name=resnet"],
+        "key 'model.name' = 'resnet' is invalid: unknown model; known models: s7_net",
+    ),
+    (["augment.scale=[1.2, 0.8]"], "key 'augment.scale'"),
+    (["device=tpu"], "key 'device' = 'tpu' is invalid"),
+    (["epochs"], "expected key=value"),
+    (["optimizer=0.1"], "key 'optimizer' = 0.1 is invalid: expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_COMMAND_LINES)
+def test_bad_overrides_are_one_line_errors(args, message, capsys):
+    assert main(["train", "--exp", "s7_file3", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert err.startswith("error: ") and "experiments.yaml" in err or "command line" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unknown_experiment_names_the_closest(capsys):
+    assert main(["train", "--exp", "s7_fil3"]) == 2
+    assert "unknown experiment 's7_fil3'; did you mean 's7_file3'?" in capsys.readouterr().err
+
+
+BAD_FILES = [
+    ("defaults: {epochs: [1, 2\n", "malformed YAML at line"),
+    (
+        "default_experiment: a\nexperiments: {a: {bach_size: 3}}\n",
+        "unknown key 'experiments.a.bach_size'; did you mean 'experiments.a.batch_size'?",
+    ),
+    (
+        "default_experiment: a\ndefaults: {optimizer: {momentum: 1.5}}\nexperiments: {a: {}}\n",
+        "(defaults): key 'optimizer.momentum' = 1.5 is invalid",
+    ),
+    ("default_experiment: b\nexperiments: {a: {}}\n", "key 'default_experiment' = 'b' is invalid"),
+    ("default_experiment: a\nexperiments: {a: {}}\nsweeps: {}\n", "did you mean 'sweep'?"),
+    ("- just\n- a list\n", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_FILES)
+def test_bad_files_name_the_file_and_key(tmp_path, text, message, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    assert main(["train", "--file", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(path) in err and message in err and len(err.splitlines()) == 1
+
+
+def test_cli_exit_code_and_no_traceback():
+    r = run_cli("train", "--exp", "s7_file3", "optimizer.lr=0", cwd=REPO)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: experiments.yaml (command-line override): key 'optimizer.lr' = 0 is invalid: "
+        "input should be greater than 0"
+    ]
+
+
+def test_every_shipped_experiment_is_valid():
+    exps = Experiments(REPO / "experiments.yaml")
+    assert {"s7_file1", "s7_file2", "s7_file3"} <= set(exps.names)
