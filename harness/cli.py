@@ -1,4 +1,4 @@
-"""Command line: `s7 data | train | bench` (the Makefile's targets call these).
+"""Command line: `s7 data | train | sweep | export | ui | bench` (the Makefile's targets call these).
 
 Every user error ends as one line on stderr and exit code 2, with no traceback.
 """
@@ -15,8 +15,11 @@ def _train(args: argparse.Namespace) -> None:
     from harness.runner import describe, run_training
 
     overrides = parse_overrides(args.overrides)
+    tags = {}
     if args.config:
-        cfg = load_config_file(args.config, overrides)
+        cfg, provenance = load_config_file(args.config, overrides)
+        wanted = ("study", "trial", "mlflow_run_id")
+        tags = {f"source_{k}": v for k, v in provenance.items() if k in wanted}
     else:
         cfg = Experiments(args.file).resolve(args.exp, overrides)
     print(
@@ -24,7 +27,71 @@ def _train(args: argparse.Namespace) -> None:
         f"device {cfg.device}",
         flush=True,
     )
-    print(describe(run_training(cfg)))
+    print(describe(run_training(cfg, tags)))
+
+
+def _split_overrides(items: list[str]) -> tuple[dict, dict]:
+    """`sweep.*` overrides change the sweep section; the rest change every trial's config."""
+    from harness.config import parse_overrides
+
+    sweep = parse_overrides([i for i in items if i.startswith("sweep.")])
+    train = parse_overrides([i for i in items if not i.startswith("sweep.")])
+    return sweep.get("sweep", {}), train
+
+
+def _sweep_spec(args: argparse.Namespace):
+    from harness.config import Experiments
+
+    sweep_over, train_over = _split_overrides(args.overrides)
+    if getattr(args, "n_trials", None) is not None:
+        sweep_over["n_trials"] = args.n_trials
+    exps = Experiments(args.file)
+    return exps, exps.resolve_sweep(sweep_over, train_over), train_over
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from sweep import run_sweep
+
+    exps, spec, train_over = _sweep_spec(args)
+    run_sweep(exps, spec, train_over)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from sweep import export_best
+
+    _, spec, _ = _sweep_spec(args)
+    doc = export_best(spec, Path(args.out), Path(args.table))
+    p = doc["provenance"]
+    print(
+        f"wrote {args.out} (trial {p['trial']}, validation accuracy {p['val_acc']:.2f}%) "
+        f"and {args.table}; retrain with: make train CONFIG={args.out}"
+    )
+
+
+def _ui(args: argparse.Namespace) -> None:
+    import os
+
+    from harness.config import Experiments
+
+    cfg = Experiments(args.file).resolve(None)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", cfg.tracking.uri)
+    artifacts = Path(cfg.tracking.artifact_root).resolve()
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    os.execv(sys.executable, cmd)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -53,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=None, help="a standalone config such as best_config.yaml")
     t.add_argument("overrides", nargs="*", help="key=value overrides, dotted for nested keys")
     t.set_defaults(func=_train)
+
+    s = sub.add_parser("sweep", help="run (or resume) the Optuna study; every trial in MLflow")
+    s.add_argument("--file", default="experiments.yaml")
+    s.add_argument("--n-trials", type=int, default=None, help="total finished trials wanted")
+    s.add_argument(
+        "overrides", nargs="*", help="sweep.key=value for the study, key=value for trials"
+    )
+    s.set_defaults(func=_sweep)
+
+    e = sub.add_parser("export", help="write best_config.yaml and trials.csv from the study")
+    e.add_argument("--file", default="experiments.yaml")
+    e.add_argument("--out", default="best_config.yaml")
+    e.add_argument("--table", default="trials.csv")
+    e.add_argument("overrides", nargs="*", help="sweep.key=value (e.g. sweep.study_name=...)")
+    e.set_defaults(func=_export)
+
+    u = sub.add_parser("ui", help="the MLflow UI on the project's tracking store")
+    u.add_argument("--file", default="experiments.yaml")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=_ui)
 
     d = sub.add_parser("data", help="provision MNIST under ROOT/MNIST/raw and check its MD5s")
     d.add_argument("--root", default="data")

@@ -7,6 +7,7 @@ Command-line overrides are `dotted.key=value` pairs, parsed as YAML scalars.
 """
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -150,6 +151,18 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def unflatten(d: dict[str, Any]) -> dict[str, Any]:
+    """`{"a.b": 1}` -> `{"a": {"b": 1}}`."""
+    out: dict[str, Any] = {}
+    for key, v in d.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Return `base` updated by `over`, merging nested mappings key by key."""
     out = dict(base)
@@ -164,8 +177,23 @@ def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _model_in(annotation: Any) -> tuple[str, type[BaseModel]] | None:
+    """('model' | 'dict' | 'list', Model) where an annotation holds config sections, else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (dict, list) and args:
+        inner = args[-1]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return origin.__name__, inner
+    return None
+
+
 def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") -> None:
-    """Raise for the first key in `data` that `model` does not define, naming the closest match."""
+    """Raise for the first key in `data` that `model` does not define, naming the closest match.
+
+    Descends into nested sections, including mappings and lists of sections.
+    """
     if not isinstance(data, dict):
         return
     fields = model.model_fields
@@ -179,20 +207,31 @@ def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") 
                 else "known keys: " + ", ".join(f"{prefix}{f}" for f in fields)
             )
             raise UserError(f"{where}: unknown key '{path}'; {hint}")
-        ann = fields[key].annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        inner = _model_in(fields[key].annotation)
+        if inner is None:
+            continue
+        kind, sub = inner
+        if kind == "model":
             if not isinstance(value, dict):
                 raise UserError(
                     f"{where}: key '{path}' = {_fmt(value)} is invalid: expected a mapping of "
-                    f"{', '.join(ann.model_fields)}"
+                    f"{', '.join(sub.model_fields)}"
                 )
-            check_keys(value, ann, where, path + ".")
+            check_keys(value, sub, where, path + ".")
+        elif kind == "dict" and isinstance(value, dict):
+            for k, v in value.items():
+                check_keys(v, sub, where, f"{path}.{k}.")
+        elif kind == "list" and isinstance(value, list):
+            for i, v in enumerate(value):
+                check_keys(v, sub, where, f"{path}[{i}].")
 
 
 def validation_message(err: ValidationError, where_of: "callable") -> str:
     """Turn pydantic's first error into `file: key 'a.b' = value is invalid: what is allowed`."""
     e = err.errors()[0]
-    path = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
+    path = ""
+    for p in e["loc"]:
+        path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
     msg = e["msg"].removeprefix("Value error, ")
     msg = msg[0].lower() + msg[1:] if msg else msg
     return f"{where_of(path)}: key '{path}' = {_fmt(e.get('input'))} is invalid: {msg}"
@@ -241,6 +280,8 @@ class Experiments:
             )
         for name in self.file.experiments:  # validate every experiment now, not when first used
             self.resolve(name)
+        if self.file.sweep is not None:
+            self.resolve_sweep()
 
     @property
     def names(self) -> list[str]:
@@ -265,6 +306,68 @@ class Experiments:
         )
         return validate_train_config(merged, self._where(name, exp, overrides))
 
+    def resolve_sweep(
+        self, overrides: dict[str, Any] | None = None, train_overrides: dict[str, Any] | None = None
+    ) -> "SweepSpec":  # noqa: F821  (imported below: sweep_spec builds on this module)
+        """The `sweep:` section with command-line `sweep.*` overrides, validated as a `SweepSpec`.
+
+        Every searched key must be a config key, and every range end, choice, grid value and
+        enqueued value must give a valid training config, so a bad range fails here, before any
+        trial is written to the study.
+        """
+        from harness.sweep_spec import SweepSpec
+
+        if self.file.sweep is None:
+            raise UserError(f"{self.path}: no 'sweep:' section; add one (see README, 'The sweep')")
+        cli = f"{self.path} (command-line override)"
+        check_keys(self.file.sweep, SweepSpec, str(self.path), "sweep.")
+        check_keys(overrides or {}, SweepSpec, cli, "sweep.")
+        merged = deep_merge(self.file.sweep, overrides or {})
+        over = flatten(overrides or {})
+        try:
+            spec = SweepSpec.model_validate(merged)
+        except ValidationError as e:
+            raise UserError(
+                validation_message(e, lambda p: cli if p in over else str(self.path)).replace(
+                    "key '", "key 'sweep.", 1
+                )
+            ) from None
+        self.resolve(spec.base_experiment, train_overrides)  # names a known experiment
+        leaves = list(TrainConfig().flat())
+        for key, param in spec.space.items():
+            if key not in leaves:
+                close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)
+                hint = f"did you mean '{close[0]}'?" if close else "expected a dotted config key"
+                raise UserError(f"{self.path}: unknown searched key 'sweep.space.{key}'; {hint}")
+            for value in param.values_to_check():
+                self._check_value(spec, f"sweep.space.{key}", key, value, train_overrides)
+        for i, params in enumerate(spec.enqueue):
+            for key, value in params.items():
+                if key not in spec.space:
+                    raise UserError(
+                        f"{self.path}: key 'sweep.enqueue[{i}].{key}' is not a searched key; "
+                        f"searched: {', '.join(spec.space)}"
+                    )
+                self._check_value(spec, f"sweep.enqueue[{i}].{key}", key, value, train_overrides)
+        return spec
+
+    def _check_value(self, spec, path: str, key: str, value: Any, train_overrides) -> None:
+        data = deep_merge(
+            deep_merge(
+                deep_merge(self.file.defaults, self.file.experiments[spec.base_experiment]),
+                train_overrides or {},
+            ),
+            unflatten({key: value}),
+        )
+        try:
+            TrainConfig.model_validate(data)
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+            raise UserError(
+                f"{self.path}: key '{path}' = {_fmt(value)} is invalid for '{key}': "
+                f"{msg[0].lower() + msg[1:]}"
+            ) from None
+
     def _where(self, name: str, exp: dict, overrides: dict):
         over, from_exp = flatten(overrides), flatten(exp)
 
@@ -286,13 +389,30 @@ def validate_train_config(data: dict[str, Any], where_of) -> TrainConfig:
         raise UserError(validation_message(e, where_of)) from None
 
 
-def load_config_file(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A standalone config (e.g. best_config.yaml): its `train:` mapping is a whole `TrainConfig`."""
+CONFIG_FILE_KEYS = ("train", "provenance", "searched")
+
+
+def load_config_file(
+    path: Path | str, overrides: dict[str, Any] | None = None
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """A standalone config such as best_config.yaml: `train:` is a whole `TrainConfig`.
+
+    Returns:
+        The validated config (with overrides applied) and the file's `provenance` mapping.
+    """
     path = Path(path)
     raw = read_yaml(path)
+    for key in raw:
+        if key not in CONFIG_FILE_KEYS:
+            raise UserError(f"{path}: unknown key '{key}'; expected {', '.join(CONFIG_FILE_KEYS)}")
     if not isinstance(raw.get("train"), dict):
         raise UserError(f"{path}: expected a 'train:' mapping holding the whole training config")
     check_keys(raw["train"], TrainConfig, str(path), "train.")
     check_keys(overrides or {}, TrainConfig, f"{path} (command-line override)")
     merged = deep_merge(raw["train"], overrides or {})
-    return validate_train_config(merged, lambda p: str(path))
+    over = flatten(overrides or {})
+    cfg = validate_train_config(
+        merged, lambda p: f"{path} (command-line override)" if p in over else f"{path} (train)"
+    )
+    provenance = raw.get("provenance") or {}
+    return cfg, provenance if isinstance(provenance, dict) else {}

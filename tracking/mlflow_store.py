@@ -72,13 +72,13 @@ class RunHandle:
         import torch
 
         model = model.cpu().eval()
-        example = np.zeros((1, *input_shape), dtype=np.float32)  # MLflow's pt2 format traces it
+        example = np.zeros((2, *input_shape), dtype=np.float32)  # MLflow's pt2 format traces it
         with mlflow.start_run(run_id=self.run_id):
             mlflow.pytorch.log_model(
                 model,
                 name="model",
                 input_example=example,
-                pip_requirements=[f"torch=={torch.__version__}"],
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             )
             self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.RUNNING))
 

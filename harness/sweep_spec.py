@@ -1,0 +1,134 @@
+"""The `sweep:` section of experiments.yaml, validated like every other key.
+
+It says what the study searches (`space`, keyed by the dotted config key each parameter sets),
+how it samples and prunes, what it optimises (validation accuracy on a fixed hold-out of the
+training images; the test set never chooses), where the study lives and how many finished trials
+it needs. Interpreting it (Optuna objects, the objective) is `sweep/`'s job.
+"""
+
+import inspect
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from harness.config import Bool, Float, Int, Section, Str
+
+
+class ParamSpec(Section):
+    """One searched parameter: `float` / `int` ranges (optionally log or stepped) or `categorical`."""
+
+    type: Literal["float", "int", "categorical"]
+    low: Float | None = None
+    high: Float | None = None
+    log: Bool = False
+    step: Float | None = Field(None, gt=0)
+    choices: list[Any] | None = None
+    grid: list[Any] | None = None  # the values a grid sampler visits for a float/int range
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ParamSpec":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            if len(set(map(repr, self.choices))) != len(self.choices):
+                raise ValueError("'choices' has duplicates")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs 'low' and 'high'")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale range needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("'log' and 'step' cannot be used together")
+        if self.type == "int" and any(
+            v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)
+        ):
+            raise ValueError("an int parameter needs whole-number low, high and step")
+        if self.grid is not None and not self.grid:
+            raise ValueError("'grid' must list at least one value")
+        return self
+
+    def values_to_check(self) -> list[Any]:
+        """Values that must each give a valid training config (range ends, choices, grid)."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        ends = [self.low, self.high]
+        if self.type == "int":
+            ends = [int(v) for v in ends]
+        return ends + list(self.grid or [])
+
+
+class SamplerSpec(Section):
+    name: Literal["tpe", "random", "grid"] = "tpe"
+    seed: Int | None = 0
+    args: dict[str, Any] = {}  # passed to the Optuna sampler's constructor
+
+
+def _pruner_classes() -> dict[str, type]:
+    import optuna
+
+    base = optuna.pruners.BasePruner
+    return {
+        n: c
+        for n, c in vars(optuna.pruners).items()
+        if isinstance(c, type) and issubclass(c, base) and c is not base and n != "PatientPruner"
+    }
+
+
+class PrunerSpec(Section):
+    """Any Optuna pruner by class name, with its constructor's keyword arguments."""
+
+    name: Str
+    args: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _buildable(self) -> "PrunerSpec":
+        classes = _pruner_classes()
+        if self.name not in classes:
+            raise ValueError(f"unknown pruner; known: {', '.join(sorted(classes))}")
+        try:
+            inspect.signature(classes[self.name]).bind(**self.args)
+            self.build()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"bad arguments {self.args} for {self.name}: {e}") from None
+        return self
+
+    def build(self):
+        return _pruner_classes()[self.name](**self.args)
+
+
+class ObjectiveSpec(Section):
+    """What the study maximises: validation accuracy at the last epoch, or its best over epochs."""
+
+    metric: Literal["val_acc"] = "val_acc"
+    reduce: Literal["final", "best"] = "final"
+
+
+class SweepSpec(Section):
+    study_name: Str = "s7-sweep"
+    storage: Str | None = None  # None: sqlite:///runs/optuna.db (a file, no server)
+    base_experiment: Str = "s7_file3"  # fixed settings: backbone, epochs, augmentation, momentum
+    n_trials: Int = Field(20, ge=1)  # total finished (COMPLETE or PRUNED) trials of the study
+    val_size: Int = Field(10000, ge=1, le=59999)  # held out of the 60k training images
+    split_seed: Int = 0
+    objective: ObjectiveSpec = ObjectiveSpec()
+    sampler: SamplerSpec = SamplerSpec()
+    pruners: list[PrunerSpec] = []  # all must agree not to prune; empty = no pruning
+    enqueue_baseline: Bool = True  # the base experiment's own values are trial 0
+    enqueue: list[dict[Annotated[str, Field(min_length=1)], Any]] = []  # more fixed first trials
+    space: dict[str, ParamSpec]
+    show_epochs: Bool = False
+    evaluate_test: Bool = True  # completed trials report test accuracy (never optimised)
+    log_models: Bool = True
+    mlflow_experiment: Str | None = None  # None: the study name
+
+    @model_validator(mode="after")
+    def _grid_needs_values(self) -> "SweepSpec":
+        if self.sampler.name == "grid":
+            missing = [k for k, p in self.space.items() if p.type != "categorical" and not p.grid]
+            if missing:
+                raise ValueError(f"the grid sampler needs a 'grid' list for {', '.join(missing)}")
+        if not self.space:
+            raise ValueError("'space' must name at least one parameter")
+        return self

@@ -1,0 +1,10 @@
+"""The sweep: an Optuna study over the seed's knobs, each trial a tracked training run.
+
+Search space, sampler and pruning live only here; trials call the plain trainer and log through
+`tracking/`. Entry points: `run_sweep` (make sweep), `export_best` (make export).
+"""
+
+from sweep.export import export_best
+from sweep.study import run_sweep
+
+__all__ = ["export_best", "run_sweep"]

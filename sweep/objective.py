@@ -1,0 +1,126 @@
+"""One Optuna trial = one tracked training run, reported and pruned epoch by epoch.
+
+The trial's suggested values become a validated `TrainConfig` (base experiment + fixed overrides
++ suggestions); the trainer sees only that config. Each trial is a nested MLflow run whose status
+always ends terminal: FINISHED (complete), KILLED (pruned or Ctrl-C), FAILED (diverged, error).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+
+from harness.config import Experiments, TrainConfig, deep_merge, unflatten
+from harness.data import Split
+from harness.sweep_spec import SweepSpec
+from harness.trainer import DivergedError, evaluate, train
+from model_zoo import create_model, summarize
+from sweep.space import suggest
+from tracking import RunHandle, Tracker, curves_figure, provenance_tags
+
+MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """Training part, validation hold-out and test set, already on the training device."""
+
+    train: Split
+    val: Split
+    test: Split
+
+
+class Objective:
+    """Callable for `study.optimize`: returns the trial's validation accuracy."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        experiments: Experiments,
+        fixed: dict[str, Any],
+        data: SweepData,
+        device: torch.device,
+        tracker: Tracker,
+        parent: RunHandle,
+    ):
+        self.spec, self.experiments, self.fixed = spec, experiments, fixed
+        self.data, self.device, self.tracker, self.parent = data, device, tracker, parent
+        self.metric = spec.objective.metric
+
+    def config(self, params: dict[str, Any]) -> TrainConfig:
+        over = deep_merge(self.fixed, unflatten(params))
+        over = deep_merge(over, {"progress": self.spec.show_epochs})
+        return self.experiments.resolve(self.spec.base_experiment, over)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        cfg = self.config(suggest(trial, self.spec.space))
+        trial.set_user_attr("config", cfg.model_dump(mode="json"))
+        tags = {
+            "study_name": self.spec.study_name,
+            "trial_number": trial.number,
+            "seed": cfg.seed,
+            "experiment": cfg.name,
+            **provenance_tags(str(self.device)),
+        }
+        run = self.tracker.start_run(f"trial-{trial.number}", tags, parent=self.parent)
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        history: list[dict[str, float]] = []
+        try:
+            run.log_params(cfg.flat())
+            model_text = summarize(create_model(cfg.model.name, dropout=cfg.model.dropout))
+            run.log_text(model_text.to_text(), "model_summary.txt")
+            value = self._train(trial, cfg, run, history)
+        except optuna.TrialPruned:
+            self._end(run, "PRUNED", history, {"pruned_at_epoch": len(history)})
+            raise
+        except DivergedError as e:
+            trial.set_user_attr("fail_reason", str(e))
+            self._end(run, "FAIL", history, {"fail_reason": str(e)})
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            self._end(run, "FAIL", history, {"fail_reason": "interrupted (Ctrl-C)"}, "KILLED")
+            raise
+        except BaseException as e:
+            trial.set_user_attr("fail_reason", repr(e))
+            self._end(run, "FAIL", history, {"fail_reason": repr(e)[:500]})
+            raise
+        self._end(run, "COMPLETE", history, {})
+        return value
+
+    def _train(self, trial: optuna.Trial, cfg: TrainConfig, run: RunHandle, history) -> float:
+        key = f"{self.metric}"
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            history.append(metrics)
+            run.log_metrics(metrics, step=epoch)
+            trial.report(self._value(history, key), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}: {key}={metrics[key]:.2f}")
+
+        result = train(cfg, self.data.train, {"val": self.data.val}, on_epoch, self.device)
+        value = self._value(history, key)
+        summary = {f"best_{key}": max(h[key] for h in history), f"final_{key}": history[-1][key]}
+        if self.spec.evaluate_test:  # reported for the user, never returned to the study
+            loss, acc = (float(t) for t in evaluate(result.model, self.data.test))
+            summary |= {"test_loss": loss, "test_acc": acc}
+            trial.set_user_attr("test_acc", acc)
+        run.log_metrics(summary, step=cfg.epochs)
+        if self.spec.log_models:
+            run.log_model(result.model)
+        return value
+
+    def _value(self, history: list[dict[str, float]], key: str) -> float:
+        if self.spec.objective.reduce == "best":
+            return max(h[key] for h in history)
+        return history[-1][key]
+
+    def _end(self, run: RunHandle, state: str, history, tags: dict, status: str | None = None):
+        """Tag the Optuna state, attach the curves, and end the MLflow run (never left RUNNING)."""
+        try:
+            run.set_tags({"state": state, "epochs_trained": len(history), **tags})
+            if history:
+                run.log_figure(curves_figure(history, "val"), "curves.png")
+        finally:
+            run.finish(status or MLFLOW_STATUS[state])
