@@ -6,8 +6,11 @@ STAMP  := $(VENV)/.installed
 EXP    ?=
 CONFIG ?=
 ARGS   ?=
+N_TRIALS ?=
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
 
-.PHONY: setup data train sweep test bench lint format clean
+.PHONY: setup data train sweep export ui test bench lint format clean
 
 setup: $(STAMP)
 
@@ -26,9 +29,17 @@ data: setup
 train: data
 	$(PY) -m harness.cli train $(if $(CONFIG),--config $(CONFIG),--exp "$(EXP)") $(ARGS)
 
-# The main job. Until the sweep lands it trains the default experiment.
+# The main job: run (or resume) the Optuna study in experiments.yaml, every trial logged to MLflow.
 sweep: data
-	$(PY) -m harness.cli train --exp "$(EXP)" $(ARGS)
+	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(ARGS)
+
+# best_config.yaml + trials.csv from the study; retrain with: make train CONFIG=best_config.yaml
+export: setup
+	$(PY) -m harness.cli export $(ARGS)
+
+# The MLflow UI on the same store (loopback unless HOST says otherwise).
+ui: setup
+	$(PY) -m harness.cli ui --host $(HOST) --port $(PORT)
 
 test: data
 	$(PY) -m pytest -q $(PYTEST_ARGS)
