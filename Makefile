@@ -10,7 +10,7 @@ N_TRIALS ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: setup data train sweep export ui test bench lint format clean
+.PHONY: setup data train sweep export ui findings test bench lint format clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ export: setup
 # The MLflow UI on the same store (loopback unless HOST says otherwise).
 ui: setup
 	$(PY) -m harness.cli ui --host $(HOST) --port $(PORT)
+
+# The seed's claims re-run over seeds; only runs missing from MLflow are trained.
+# QUICK=1: fewer seeds and epochs on a subset (a smoke test; its verdicts are not verdicts).
+findings: data
+	$(PY) -m findings $(if $(filter 1,$(QUICK)),--quick) $(ARGS)
 
 test: data
 	$(PY) -m pytest -q $(PYTEST_ARGS)

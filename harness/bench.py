@@ -74,6 +74,17 @@ def _seed_epoch(cfg, device: torch.device, workers: int, root: str) -> float:
     return time.perf_counter() - t0
 
 
+def cpu_name() -> str:
+    """The CPU's model name where Linux says it, else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(out: Path = Path("reports/bench.json"), root: str = "data", device: str = "auto") -> dict:
     """Measure (a), (b), (c) once each and write the JSON report; returns it."""
     ensure_mnist(root)
@@ -86,7 +97,8 @@ def run(out: Path = Path("reports/bench.json"), root: str = "data", device: str 
     ours = train(cfg, tr, {"test": te}, device=dev).history[0]["epoch_seconds"]
     report = {
         "device": str(dev),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "cores": cores,
         "torch": torch.__version__,
         "batch_size": cfg.batch_size,

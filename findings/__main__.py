@@ -1,0 +1,7 @@
+"""`python -m findings`: see `findings.cli`."""
+
+import sys
+
+from findings.cli import main
+
+sys.exit(main())

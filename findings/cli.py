@@ -1,0 +1,63 @@
+"""Command line: `python -m findings [--quick] [--file F] [--spec S] [--report-only] ...`.
+
+Trains the runs the findings still miss (skipping every finished one), then writes the report.
+Every user error ends as one line on stderr and exit code 2, with no traceback.
+"""
+
+import argparse
+import sys
+
+from harness.errors import UserError
+
+
+def _run(args: argparse.Namespace) -> None:
+    from findings.execute import run_missing
+    from findings.plan import build_plan
+    from findings.report import write_report
+    from findings.spec import load_spec
+    from findings.store import collect
+    from harness.config import Experiments
+
+    experiments = Experiments(args.file)
+    spec, where = load_spec(experiments, args.spec)
+    plan = build_plan(spec, experiments, args.quick, args.tracking_uri, args.artifact_root)
+    jobs = plan.unique_jobs()
+    print(
+        f"findings ({'quick' if plan.quick else 'full'}) from {where}: {len(spec.claims)} claims, "
+        f"{len(jobs)} distinct runs, MLflow experiment '{plan.mlflow_experiment}' at "
+        f"{plan.tracking_uri}",
+        flush=True,
+    )
+    if not args.report_only:
+        done = run_missing(plan, log=lambda line: print(line, flush=True))
+        print(f"trained {done.ran}, skipped {done.skipped} finished, {done.diverged} diverged")
+    print(f"wrote {write_report(plan, collect(plan))}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m findings", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="the spec's quick seeds and overrides")
+    p.add_argument("--file", default="experiments.yaml", help="the experiments file")
+    p.add_argument(
+        "--spec",
+        default=None,
+        help="a file with a top-level 'findings:' key (default: the experiments file's own "
+        "'findings:' section, else findings/findings.yaml)",
+    )
+    p.add_argument("--report-only", action="store_true", help="train nothing; report what exists")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the file's)")
+    p.add_argument("--artifact-root", default=None, help="artifact folder for a local store")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

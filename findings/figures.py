@@ -1,0 +1,123 @@
+"""The report's figures, drawn only from the runs read back from MLflow (PNG, headless Agg).
+
+`interval`: one point per seed and the mean with its 95% t-interval, per setting (e.g. batch size
+vs best test accuracy, or the train-test gap). `curves`: a per-epoch metric's mean over seeds with
+its 95% band, one line per setting, like the seed's test-accuracy plots.
+"""
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are only ever written to files
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from findings.plan import Plan  # noqa: E402
+from findings.spec import Figure  # noqa: E402
+from findings.stats import estimate  # noqa: E402
+from findings.store import RunRecord  # noqa: E402
+
+Records = dict[tuple[str, int], RunRecord]
+
+
+def _label(plan: Plan, records: Records, fig: Figure, setting: str) -> str:
+    """The setting's name, or `key=value` of config key `fig.x` as logged (else as planned)."""
+    if fig.x is None:
+        return setting
+    for seed in plan.setting_seeds(setting):
+        if (setting, seed) in records and fig.x in records[(setting, seed)].params:
+            return records[(setting, seed)].params[fig.x]
+    seed = plan.setting_seeds(setting)[0]
+    return str(plan.jobs[(setting, seed)].cfg.flat()[fig.x])
+
+
+def interval_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path:
+    """Per setting: each seed's value, and the mean with its 95% interval as an error bar."""
+    f, ax = plt.subplots(figsize=(7, 4.5))
+    labels = []
+    for i, s in enumerate(fig.settings):
+        labels.append(_label(plan, records, fig, s))
+        vals = [
+            records[(s, x)].values[fig.metric] for x in plan.setting_seeds(s) if (s, x) in records
+        ]
+        ax.scatter([i] * len(vals), vals, color="0.6", s=14, zorder=2)
+        est = estimate(vals)
+        if not math.isnan(est.lo):
+            ax.errorbar(
+                i,
+                est.mean,
+                yerr=[[est.mean - est.lo], [est.hi - est.mean]],
+                fmt="o",
+                color="C0",
+                capsize=5,
+                zorder=3,
+            )
+        elif vals:
+            ax.plot(i, est.mean, "o", color="C0", zorder=3)
+    if fig.metric == "gap":
+        ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel(fig.x or "setting")
+    ax.set_ylabel(fig.metric)
+    ax.set_title(fig.title + "\n(grey: seeds; blue: mean with 95% t-interval)", fontsize=10)
+    ax.grid(alpha=0.3)
+    f.tight_layout()
+    f.savefig(path, dpi=110)
+    plt.close(f)
+    return path
+
+
+def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path:
+    """Per setting: the mean over seeds of per-epoch `fig.metric`, with a 95% t-interval band."""
+    f, ax = plt.subplots(figsize=(7, 4.5))
+    for i, s in enumerate(fig.settings):
+        runs = [records[(s, x)] for x in plan.setting_seeds(s) if (s, x) in records]
+        curves = [r.history[fig.metric] if fig.metric in r.history else [] for r in runs]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        epochs = range(1, min(len(c) for c in curves) + 1)
+        ests = [estimate([c[e - 1] for c in curves]) for e in epochs]
+        ax.plot(
+            epochs,
+            [e.mean for e in ests],
+            marker="o",
+            ms=3,
+            color=f"C{i}",
+            label=f"{s} (n={len(curves)})",
+        )
+        if len(curves) > 1:
+            ax.fill_between(
+                epochs, [e.lo for e in ests], [e.hi for e in ests], color=f"C{i}", alpha=0.2
+            )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(fig.metric)
+    ax.set_title(fig.title + "\n(mean over seeds, band: 95% t-interval)", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    f.tight_layout()
+    f.savefig(path, dpi=110)
+    plt.close(f)
+    return path
+
+
+def draw_all(plan: Plan, records: Records, folder: Path) -> dict[str, Path]:
+    """Draw every figure of the spec into `folder` as `<name>.png`.
+
+    Args:
+        plan: the plan (figures and the seeds of each setting).
+        records: the runs read from MLflow.
+        folder: created if missing.
+    Returns:
+        `{figure name: path}`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    draw = {"interval": interval_figure, "curves": curves_figure}
+    return {
+        name: draw[fig.kind](plan, records, fig, folder / f"{name}.png")
+        for name, fig in plan.spec.figures.items()
+    }

@@ -1,0 +1,136 @@
+"""The plan: one resolved training config per (setting, seed), each named by a config hash.
+
+The hash is what lets a re-run do only what is missing: a FINISHED run in MLflow whose
+`config_hash` tag matches is the same training, whichever setting name, store or machine it came
+from. It covers every key that can change the result, and leaves out those that cannot.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from findings.spec import Claim, FindingsSpec, setting_overrides
+from harness.config import Experiments, TrainConfig, deep_merge
+
+# Keys that do not change what is trained or measured: labels, display, evaluation chunking, where
+# data is read from and where results are written. `device` is left out too, so a setting run on
+# CPU and on GPU counts as one (they differ by float rounding only); each run's device is a tag,
+# and the report lists the devices behind it.
+HASH_IGNORED = ("name", "progress", "eval_batch_size", "device", "data.root")
+HASH_IGNORED_PREFIXES = ("tracking.",)
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """A stable 16-hex-digit hash of `cfg.flat()` without the keys in `HASH_IGNORED`.
+
+    Args:
+        cfg: a resolved training config.
+    Returns:
+        The first 16 hex digits of the SHA-256 of the remaining keys as sorted JSON.
+    """
+    kept = {
+        k: v
+        for k, v in cfg.flat().items()
+        if k not in HASH_IGNORED and not k.startswith(HASH_IGNORED_PREFIXES)
+    }
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run the findings need: a setting at one seed."""
+
+    setting: str
+    seed: int
+    cfg: TrainConfig
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every (setting, seed) the claims and figures need, resolved, plus where runs are tracked."""
+
+    spec: FindingsSpec
+    quick: bool
+    jobs: dict[tuple[str, int], Job]
+    tracking_uri: str
+    artifact_root: str
+
+    @property
+    def mlflow_experiment(self) -> str:
+        return self.spec.mlflow_experiment
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.spec.quick.report if self.quick else self.spec.report)
+
+    def seeds(self, claim: Claim) -> list[int]:
+        """The seeds a claim is judged on: quick's in quick mode, else its own or the section's."""
+        if self.quick:
+            return list(self.spec.quick.seeds)
+        return list(claim.seeds or self.spec.seeds)
+
+    def setting_seeds(self, setting: str) -> list[int]:
+        """Every seed planned for `setting`, ascending."""
+        return sorted(seed for s, seed in self.jobs if s == setting)
+
+    def unique_jobs(self) -> list[Job]:
+        """One job per config hash, seed by seed, so an interrupted run leaves whole seeds done."""
+        out: dict[str, Job] = {}
+        for job in sorted(self.jobs.values(), key=lambda j: j.seed):
+            out.setdefault(job.config_hash, job)
+        return list(out.values())
+
+
+def build_plan(
+    spec: FindingsSpec,
+    experiments: Experiments,
+    quick: bool = False,
+    tracking_uri: str | None = None,
+    artifact_root: str | None = None,
+) -> Plan:
+    """Resolve every (setting, seed) that a claim or figure needs into a `Job`.
+
+    Args:
+        spec: the validated `findings:` section.
+        experiments: the experiments file the settings name experiments of.
+        quick: use the `quick:` seeds and overrides.
+        tracking_uri, artifact_root: where runs are tracked; default: what the experiments file
+            resolves to for the first setting (its `defaults`, normally sqlite:///mlflow.db).
+    Returns:
+        The plan; every job is tracked in `spec.mlflow_experiment` on one store.
+    """
+    first = next(iter(spec.settings.values())).experiment
+    base = experiments.resolve(first).tracking
+    uri = tracking_uri or base.uri
+    root = artifact_root or base.artifact_root
+    forced: dict[str, Any] = {
+        "tracking": {
+            "uri": uri,
+            "artifact_root": root,
+            "experiment": spec.mlflow_experiment,
+            "enabled": True,
+        }
+    }
+    all_seeds = list(spec.quick.seeds if quick else spec.seeds)
+    wanted: dict[str, set[int]] = {}
+    for claim in spec.claims.values():
+        seeds = spec.quick.seeds if quick else (claim.seeds or spec.seeds)
+        for s in claim.settings:
+            wanted.setdefault(s, set()).update(seeds)
+    for fig in spec.figures.values():
+        for s in fig.settings:
+            wanted.setdefault(s, set(all_seeds))
+
+    jobs: dict[tuple[str, int], Job] = {}
+    for name in spec.settings:  # keeps the section's order
+        if name not in wanted:
+            continue
+        over = deep_merge(setting_overrides(spec, name, quick), forced)
+        for seed in sorted(wanted[name]):
+            cfg = experiments.resolve(spec.settings[name].experiment, {**over, "seed": seed})
+            jobs[(name, seed)] = Job(name, seed, cfg, config_hash(cfg))
+    return Plan(spec, quick, jobs, uri, root)

@@ -1,0 +1,333 @@
+"""`reports/findings.md`: every claim with the seed's number, ours over seeds, and a verdict.
+
+All numbers about our runs are read from MLflow (through `findings.store`); the seed's numbers and
+the thresholds come from the spec. Nothing numeric is typed into this module.
+"""
+
+import math
+import os
+import platform
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from findings.figures import draw_all
+from findings.plan import HASH_IGNORED, HASH_IGNORED_PREFIXES, Plan
+from findings.spec import METRIC_MEANING
+from findings.stats import LEVEL, Estimate
+from findings.store import RunRecord
+from findings.verdicts import ClaimResult, Part, evaluate_claims
+
+Records = dict[tuple[str, int], RunRecord]
+SETTING_KEYS = (
+    "epochs",
+    "batch_size",
+    "model.dropout",
+    "scheduler.name",
+    "scheduler.step_size",
+    "scheduler.gamma",
+    "augment.enabled",
+    "optimizer.lr",
+    "data.train_subset",
+    "data.test_subset",
+)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def num(x: float | None, metric: str = "") -> str:
+    """One value as the report prints it: 3 decimals, parameters as a whole number."""
+    if x is None:
+        return "—"
+    if math.isnan(x):
+        return "n/a"
+    return f"{x:,.0f}" if metric == "n_params" else f"{x:.3f}"
+
+
+def interval(est: Estimate, metric: str = "", signed: bool = False) -> str:
+    """`mean [lo, hi]`, or what is missing for an interval."""
+    if est.n == 0:
+        return "no runs"
+    mean = f"{est.mean:+.3f}" if signed else num(est.mean, metric)
+    if est.n < 2:
+        return f"{mean} (1 seed, no interval)"
+    lo, hi = (
+        (f"{v:+.3f}" for v in (est.lo, est.hi))
+        if signed
+        else (num(est.lo, metric), num(est.hi, metric))
+    )
+    return f"{mean} [{lo}, {hi}]"
+
+
+def seeds_text(values: dict[int, float], metric: str = "", signed: bool = False) -> str:
+    """`1: 99.410, 2: 99.380` (seed: value)."""
+    if not values:
+        return "—"
+    return ", ".join(f"{s}: {f'{v:+.3f}' if signed else num(v, metric)}" for s, v in values.items())
+
+
+def seed_num(x: float | None, metric: str = "") -> str:
+    """The seed's own number, as short as it was reported (its gap may be derived: 0.32)."""
+    return "—" if x is None else f"{x:,.0f}" if metric == "n_params" else f"{x:.4g}"
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `12.5 min` or `3.21 h`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "absent"
+
+
+# ---------------------------------------------------------------- sections
+
+
+def quick_banner(plan: Plan) -> list[str]:
+    """The first lines of a quick report: it is quick, and its verdicts are not verdicts."""
+    q = plan.spec.quick
+    over = ", ".join(f"`{o}`" for o in q.overrides) or "none"
+    return [
+        f"> **QUICK MODE: these verdicts are not verdicts.** Seeds {q.seeds}, overrides {over}. "
+        "This checks the machinery end to end; the numbers below say nothing about the seed's "
+        "claims. Run `python -m findings` without `--quick` for the real report.",
+        "",
+    ]
+
+
+def rules(plan: Plan) -> list[str]:
+    pct = f"{LEVEL:.0%}"
+    metrics = "\n".join(f"- `{m}`: {text}" for m, text in METRIC_MEANING.items())
+    ignored = ", ".join(
+        f"`{k}`" for k in (*HASH_IGNORED, *(p + "*" for p in HASH_IGNORED_PREFIXES))
+    )
+    return [
+        "## How to read this",
+        "",
+        metrics,
+        f"- **Ours** is the mean over seeds with its {pct} t-interval, "
+        f"mean ± t({1 - (1 - LEVEL) / 2:.3f}, n−1)·sd/√n (scipy's t quantile).",
+        "- **Paired** comparisons take the difference seed by seed (seed i of both settings starts "
+        "from the same initial weights and shuffling generator) and give that difference's "
+        f"{pct} t-interval.",
+        f"- A comparison is **reproduced** when its {pct} interval lies entirely on the claimed "
+        "side of the threshold, **contradicted** when it lies entirely on the other side, and "
+        "**inconclusive** otherwise, always so with fewer than two seeds.",
+        "- A claim with several parts (and a `best` part, which compares one setting with each "
+        "other) is reproduced when every comparison is reproduced, contradicted when any is "
+        "contradicted, inconclusive otherwise.",
+        f"- Runs are found by the `config_hash` tag: a hash of the whole resolved config except "
+        f"{ignored}. A re-run trains only what has no FINISHED run.",
+        "",
+    ]
+
+
+def summary(results: list[ClaimResult]) -> list[str]:
+    out = [
+        "## Summary",
+        "",
+        "| claim | the seed said | ours (deciding comparisons) | verdict |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        seed = "; ".join(
+            f"{s}: " + ", ".join(f"{m} {seed_num(v, m)}" for m, v in vals.items())
+            for s, vals in r.claim.seed_values.items()
+        )
+        ours = "<br>".join(
+            f"{c.description}: {interval(c.estimate, p.check.metric, p.check.kind != 'threshold')}"
+            for p in r.parts
+            for c in p.comparisons
+        )
+        out.append(
+            f"| `{r.claim_id}` {r.claim.statement} | {seed or '—'} | {ours} | **{r.verdict}** |"
+        )
+    return [*out, ""]
+
+
+def _part_lines(p: Part) -> list[str]:
+    lines = []
+    for c in p.comparisons:
+        signed = p.check.kind != "threshold"  # paired and best compare signed differences
+        lines.append(
+            f"| {p.name} | {c.description} | {interval(c.estimate, p.check.metric, signed)} "
+            f"| {seeds_text(c.per_seed, p.check.metric, signed)} | {c.verdict} |"
+        )
+    return lines
+
+
+def claim_section(i: int, r: ClaimResult) -> list[str]:
+    out = [f"## Claim {i} `{r.claim_id}`: **{r.verdict}**", "", f"> {r.claim.statement}", ""]
+    if r.claim.note:
+        out += [r.claim.note, ""]
+    out += [
+        f"Seeds {r.seeds}.",
+        "",
+        "| setting | metric | the seed | ours: mean [95% CI] | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r.rows:
+        out.append(
+            f"| {row.setting} | {row.metric} | {seed_num(row.seed_value, row.metric)} "
+            f"| {interval(row.estimate, row.metric)} | {seeds_text(row.per_seed, row.metric)} |"
+        )
+    out += [
+        "",
+        "Deciding comparisons:",
+        "",
+        "| part | comparison | estimate [95% CI] | per seed | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for p in r.parts:
+        out += _part_lines(p)
+    for p in r.parts:
+        if p.highest_mean is not None:
+            out.append(
+                f"\nPart `{p.name}`: the highest mean {p.check.metric} is `{p.highest_mean}`."
+            )
+    if r.missing:
+        miss = ", ".join(f"{s} seed {seed}" for s, seed in r.missing)
+        out.append(f"\nMissing runs (not finished in MLflow): {miss}.")
+    return [*out, ""]
+
+
+def figures_section(plan: Plan, paths: dict[str, Path], report: Path) -> list[str]:
+    out = ["## Figures", ""]
+    for name, path in paths.items():
+        rel = os.path.relpath(path, report.parent)
+        out += [f"![{plan.spec.figures[name].title}]({rel})", ""]
+    return out
+
+
+def settings_section(plan: Plan, records: Records) -> list[str]:
+    out = [
+        "## Settings (from the runs' logged params)",
+        "",
+        "| setting | experiment + overrides | "
+        + " | ".join(SETTING_KEYS)
+        + " | config hash | seeds run |",
+        "|---" * (len(SETTING_KEYS) + 4) + "|",
+    ]
+    for name, setting in plan.spec.settings.items():
+        seeds = plan.setting_seeds(name)
+        if not seeds:
+            continue
+        done = [s for s in seeds if (name, s) in records]
+        if done:
+            params = records[(name, done[0])].params
+        else:  # nothing logged yet: show what is planned, marked as such
+            params = {k: str(v) for k, v in plan.jobs[(name, seeds[0])].cfg.flat().items()}
+        over = " ".join(f"`{o}`" for o in setting.overrides)
+        hashes = sorted({plan.jobs[(name, s)].config_hash for s in seeds})
+        out.append(
+            f"| {name} | {setting.experiment} {over} | "
+            + " | ".join(params.get(k, "?") for k in SETTING_KEYS)
+            + f" | {', '.join(hashes) if len(hashes) < 3 else f'{len(hashes)} (one per seed)'} "
+            + f"| {len(done)}/{len(seeds)}{'' if done else ' (planned)'} |"
+        )
+    return [*out, ""]
+
+
+def runs_section(plan: Plan, records: Records) -> list[str]:
+    out = [
+        "## Runs",
+        "",
+        "| setting | seed | MLflow run | best_test_acc | final_test_acc | best_train_acc | gap "
+        "| epochs | train seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (setting, seed), r in sorted(records.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        v = r.values
+        out.append(
+            f"| {setting} | {seed} | {r.run_id} | {num(v['best_test_acc'])} "
+            f"| {num(v['final_test_acc'])} | {num(v['best_train_acc'])} | {num(v['gap'])} "
+            f"| {len(r.history['test_acc'])} | {r.train_seconds:.1f} |"
+        )
+    return [*out, ""]
+
+
+def machine_section(plan: Plan, records: Records) -> list[str]:
+    runs = {r.run_id: r for r in records.values()}.values()
+
+    def tag(key: str) -> str:
+        return ", ".join(sorted({r.tags.get(key, "?") for r in runs})) or "—"
+
+    train_s = sum(r.train_seconds for r in runs)
+    dur_s = sum(r.duration_s for r in runs)
+    out = [
+        "## Machine, versions, time",
+        "",
+        f"- Runs: {len(runs)} finished MLflow runs in experiment `{plan.mlflow_experiment}` at "
+        f"`{plan.tracking_uri}` ({len(plan.unique_jobs())} planned).",
+        f"- Where they ran: device {tag('device')}; platform {tag('platform')}; "
+        f"{tag('cpu_count')} CPUs; arch {tag('machine')}.",
+        f"- Versions: Python {tag('python_version')}, torch {tag('torch_version')}, torchvision "
+        f"{tag('torchvision_version')}, mlflow {tag('mlflow_version')}, numpy "
+        f"{tag('numpy_version')}; code at git commit {tag('git_commit')}.",
+        f"- Total wall time of the runs: {duration(train_s)} as the sum of their `epoch_seconds` "
+        f"(training and evaluation); {duration(dur_s)} as the sum of run durations (with data "
+        "loading and logging).",
+    ]
+    if runs:
+        first = datetime.fromtimestamp(min(r.start_ms for r in runs) / 1000, UTC)
+        last = datetime.fromtimestamp(max(r.end_ms for r in runs) / 1000, UTC)
+        out.append(f"- Run dates: {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC.")
+    out.append(
+        f"- This report: written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.platform()}, "
+        f"{os.cpu_count()} CPUs, with mlflow {_version('mlflow')}, scipy {_version('scipy')}, "
+        f"matplotlib {_version('matplotlib')}."
+    )
+    return [*out, ""]
+
+
+# ---------------------------------------------------------------- the report
+
+
+def render(
+    plan: Plan, records: Records, results: list[ClaimResult], figures: dict[str, Path]
+) -> str:
+    """The whole report as Markdown."""
+    path = plan.report_path
+    mode = "quick" if plan.quick else "full"
+    runs = len({r.run_id for r in records.values()})
+    lines = quick_banner(plan) if plan.quick else []
+    lines += [
+        f"# Findings: the seed's claims over seeds ({mode})",
+        "",
+        f"Written by `python -m findings{' --quick' if plan.quick else ''}` from {runs} finished "
+        f"MLflow runs. Every number about our runs is read from MLflow; the seed's numbers and "
+        "the thresholds come from the `findings:` spec.",
+        "",
+    ]
+    lines += summary(results)
+    lines += rules(plan)
+    for i, r in enumerate(results, 1):
+        lines += claim_section(i, r)
+    lines += figures_section(plan, figures, path)
+    lines += settings_section(plan, records)
+    lines += runs_section(plan, records)
+    lines += machine_section(plan, records)
+    return "\n".join(lines)
+
+
+def write_report(plan: Plan, records: Records) -> Path:
+    """Judge the claims, draw the figures and write the report.
+
+    Args:
+        plan: the plan (spec, mode, report path).
+        records: the runs read from MLflow by `findings.store.collect`.
+    Returns:
+        The report's path; figures go to the folder of the same name beside it.
+    """
+    path = plan.report_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = draw_all(plan, records, path.with_suffix(""))
+    results = evaluate_claims(plan, records)
+    path.write_text(render(plan, records, results, figures))
+    return path

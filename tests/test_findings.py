@@ -1,0 +1,255 @@
+"""`python -m findings`: the quick path end to end on a reduced spec, in a real temporary MLflow store.
+
+Three settings x two seeds x one epoch on 500 + 500 real MNIST images: the runs land in MLflow
+tagged by config hash, a re-run trains nothing, a lost run is trained again, and the report has a
+verdict per claim, the quick banner on top, the figures, and exactly the numbers MLflow holds.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+from scipy import stats as scipy_stats
+
+from findings.cli import main
+from findings.plan import build_plan, config_hash
+from findings.spec import load_spec
+from findings.stats import estimate, verdict
+from harness.config import parse_overrides
+from tests.conftest import DATA_ROOT, REPO
+
+SPEC = f"""\
+findings:
+  mlflow_experiment: findings
+  seeds: [1, 2, 3]
+  overrides: [progress=false, device=cpu, "data.root={DATA_ROOT}"]
+  report: reports/findings.md
+  quick:
+    seeds: [1, 2]
+    overrides: [epochs=1, data.train_subset=500, data.test_subset=500]
+    report: reports/findings_quick.md
+  settings:
+    file1: {{experiment: s7_file1}}
+    file3: {{experiment: s7_file3}}
+    file3_no_aug: {{experiment: s7_file3, overrides: [augment.enabled=false]}}
+  claims:
+    file1_overfits:
+      statement: "File1's setup overfits."
+      seed_values: {{file1: {{best_train_acc: 99.59, best_test_acc: 99.27}}}}
+      settings: [file1]
+      metrics: [best_train_acc, best_test_acc, gap]
+      decide:
+        train_above_test: {{kind: threshold, metric: gap, setting: file1, op: ">", value: 0}}
+    augmentation_helps:
+      statement: "Augmentation improves test accuracy."
+      settings: [file3, file3_no_aug, file1]
+      metrics: [best_test_acc, final_test_acc, n_params]
+      decide:
+        aug_beats_no_aug:
+          {{kind: paired, metric: best_test_acc, setting: file3, other: file3_no_aug, op: ">"}}
+        file3_best: {{kind: best, metric: best_test_acc, setting: file3, over: [file1, file3_no_aug]}}
+        small: {{kind: threshold, metric: n_params, setting: file3, op: "<=", value: 8000}}
+  figures:
+    batch_size:
+      {{kind: interval, title: batch, metric: best_test_acc, settings: [file1, file3], x: batch_size}}
+    test_curves: {{kind: curves, title: curves, metric: test_acc, settings: [file1, file3]}}
+    gap: {{kind: interval, title: gap, metric: gap, settings: [file1, file3, file3_no_aug]}}
+"""
+CLAIMS = ("file1_overfits", "augmentation_helps")
+FIGURES = ("batch_size", "test_curves", "gap")
+
+
+def _findings(tmp, *args: str) -> subprocess.CompletedProcess:
+    """`python -m findings --quick` on the reduced spec, tracked in `tmp`, run from `tmp`."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "findings",
+            "--quick",
+            "--file",
+            str(REPO / "experiments.yaml"),
+            "--spec",
+            str(tmp / "spec.yaml"),
+            "--tracking-uri",
+            f"sqlite:///{tmp}/mlflow.db",
+            "--artifact-root",
+            str(tmp / "artifacts"),
+            *args,
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _runs(tmp) -> list:
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    exp = client.get_experiment_by_name("findings")
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """The reduced spec run once in quick mode: (folder, first run's process, its runs)."""
+    tmp = tmp_path_factory.mktemp("findings")
+    (tmp / "spec.yaml").write_text(SPEC)
+    first = _findings(tmp)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return tmp, first, _runs(tmp)
+
+
+def test_runs_are_logged_once_per_setting_and_seed_with_their_tags(quick):
+    tmp, first, runs = quick
+    assert "trained 6, skipped 0 finished, 0 diverged" in first.stdout
+    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
+    seen = {(r.data.tags["finding_setting"], r.data.tags["seed"]) for r in runs}
+    assert seen == {(s, str(seed)) for s in ("file1", "file3", "file3_no_aug") for seed in (1, 2)}
+    for r in runs:
+        t, p = r.data.tags, r.data.params
+        assert t["findings_mode"] == "quick" and t["n_params"] == "8000" and t["cpu_count"]
+        assert p["epochs"] == "1" and p["data.train_subset"] == "500"
+        assert p["tracking.experiment"] == "findings" and len(t["config_hash"]) == 16
+    assert len({r.data.tags["config_hash"] for r in runs}) == 6
+    assert not (tmp / "mlruns").exists()
+
+
+def test_a_rerun_trains_nothing_and_a_lost_run_is_trained_again(quick):
+    tmp, _, runs = quick
+    again = _findings(tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "trained 0, skipped 6 finished" in again.stdout
+    assert len(_runs(tmp)) == len(runs) == 6
+
+    lost = next(r for r in runs if r.data.tags["finding_setting"] == "file3")
+    MlflowClient(f"sqlite:///{tmp}/mlflow.db").delete_run(lost.info.run_id)
+    resumed = _findings(tmp)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trained 1, skipped 5 finished" in resumed.stdout
+    now = _runs(tmp)
+    assert len(now) == 6 and lost.info.run_id not in {r.info.run_id for r in now}
+    assert lost.data.tags["config_hash"] in {r.data.tags["config_hash"] for r in now}
+
+
+def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
+    tmp, _, _ = quick
+    # read back after the other test may have replaced a run: report-only, so nothing is trained
+    r = _findings(tmp, "--report-only")
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp / "reports" / "findings_quick.md").read_text()
+    first = text.splitlines()[0]
+    assert "QUICK MODE" in first and "not verdicts" in first
+
+    for i, cid in enumerate(CLAIMS, 1):
+        heads = [ln for ln in text.splitlines() if ln.startswith(f"## Claim {i} `{cid}`: ")]
+        assert len(heads) == 1
+        assert any(v in heads[0] for v in ("reproduced", "contradicted", "inconclusive"))
+
+    for name in FIGURES:
+        png = tmp / "reports" / "findings_quick" / f"{name}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        assert f"](findings_quick/{name}.png)" in text
+
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    gaps = {}
+    for run in _runs(tmp):
+        rid, m, tags = run.info.run_id, run.data.metrics, run.data.tags
+        best_train = max(x.value for x in client.get_metric_history(rid, "train_acc"))
+        gap = best_train - m["best_test_acc"]
+        row = (
+            f"| {tags['finding_setting']} | {tags['seed']} | {rid} | {m['best_test_acc']:.3f} "
+            f"| {m['final_test_acc']:.3f} | {best_train:.3f} | {gap:.3f} | 1 |"
+        )
+        assert row in text, row
+        if tags["finding_setting"] == "file1":
+            gaps[int(tags["seed"])] = gap
+
+    # claim 1's row, recomputed here from MLflow's numbers with scipy's t quantile
+    vals = [gaps[1], gaps[2]]
+    mean = sum(vals) / 2
+    half = scipy_stats.t.ppf(0.975, 1) * abs(vals[0] - vals[1]) / 2  # sd/sqrt(2) = |a-b|/2
+    row = (
+        f"| file1 | gap | {99.59 - 99.27:.4g} | {mean:.3f} [{mean - half:.3f}, "
+        f"{mean + half:.3f}] | 1: {gaps[1]:.3f}, 2: {gaps[2]:.3f} |"
+    )
+    assert row in text, row
+    assert "## Machine, versions, time" in text and "epoch_seconds" in text
+
+
+def test_quick_and_full_runs_never_share_a_config_hash(experiments, tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    spec, _ = load_spec(experiments, tmp_path / "spec.yaml")
+    full, quick = (build_plan(spec, experiments, q) for q in (False, True))
+    full_hashes = {j.config_hash for j in full.jobs.values()}
+    assert len(full_hashes) == 9 and len(quick.jobs) == 6
+    assert full_hashes.isdisjoint(j.config_hash for j in quick.jobs.values())
+    # where a run is tracked, shown or run does not change what it is
+    cfg = experiments.resolve("s7_file3")
+    moved = experiments.resolve(
+        "s7_file3",
+        parse_overrides(["tracking.uri=sqlite:///x.db", "device=cpu", "progress=false"]),
+    )
+    assert config_hash(cfg) == config_hash(moved)
+    assert config_hash(cfg) != config_hash(experiments.resolve("s7_file3", {"seed": 2}))
+
+
+def test_the_interval_rule():
+    est = estimate([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.7764451051977987 * est.sd / 5**0.5  # t(0.975, 4)
+    assert (est.mean, est.lo, est.hi) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
+    assert verdict(est, ">", 0.0) == "reproduced"
+    assert verdict(est, "<", 0.0) == "contradicted"
+    assert verdict(est, ">", 3.0) == "inconclusive"
+    assert verdict(estimate([5.0]), ">", 0.0) == "inconclusive"  # one seed: no interval
+    assert verdict(estimate([8000.0, 8000.0]), "<=", 8000.0) == "reproduced"
+
+
+BAD_SPECS = [
+    (
+        ("      metrix: [gap]\n", "      metrics: [best_train_acc, best_test_acc, gap]\n"),
+        "unknown key 'findings.claims.file1_overfits.metrix'; "
+        "did you mean 'findings.claims.file1_overfits.metrics'?",
+    ),
+    (
+        ("settings: [file3, file3_no_ag, file1]", "settings: [file3, file3_no_aug, file1]"),
+        "key 'findings.claims.augmentation_helps.settings' = 'file3_no_ag' is invalid: unknown "
+        "setting; did you mean 'file3_no_aug'?",
+    ),
+    (
+        ("[augment.enabld=false]", "[augment.enabled=false]"),
+        "(overrides of setting 'findings.settings.file3_no_aug'): unknown key 'augment.enabld'; "
+        "did you mean 'augment.enabled'?",
+    ),
+    (
+        ('op: "=>", value: 0', 'op: ">", value: 0'),
+        "key 'findings.claims.file1_overfits.decide.train_above_test.op' = '=>' is invalid",
+    ),
+]
+
+
+@pytest.mark.parametrize("edit,message", BAD_SPECS)
+def test_a_bad_spec_is_one_line_and_exit_2(edit, message, tmp_path, capsys):
+    new, old = edit
+    assert old in SPEC
+    (tmp_path / "spec.yaml").write_text(SPEC.replace(old, new))
+    args = ["--file", str(REPO / "experiments.yaml"), "--spec", str(tmp_path / "spec.yaml")]
+    assert main([*args, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'spec.yaml'}") and len(err.splitlines()) == 1
+    assert message in err, err
+    assert not (tmp_path / "mlflow.db").exists()  # nothing ran
+
+
+def test_the_shipped_spec_loads_and_plans_every_claim(experiments):
+    spec, _ = load_spec(experiments)
+    assert len(spec.claims) == 6
+    plan = build_plan(spec, experiments)
+    assert len(plan.unique_jobs()) == 9 * 5  # file3 doubles as batch 128
+    batches = {
+        plan.jobs[(s, 1)].cfg.batch_size for s in spec.claims["batch_128_sweet_spot"].settings
+    }
+    assert batches == {32, 64, 128, 256, 512}
