@@ -42,6 +42,7 @@ METRIC_MEANING = {
 EPOCH_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss", "lr")
 Op = Literal[">", ">=", "<", "<="]
 
+
 class Setting(Section):
     """One training setting: `experiment` from experiments.yaml, then `overrides` (key=value)."""
 
