@@ -24,6 +24,7 @@ from harness.device import resolve_device
 from model_zoo import create_model
 
 OnEpoch = Callable[[int, dict[str, float]], None]
+DIVERGENCE_CHECK = 50  # steps between checks of the running loss for NaN/inf
 
 
 class DivergedError(RuntimeError):
@@ -109,7 +110,8 @@ def train(
     Returns:
         A `TrainResult` with the model and the per-epoch history.
     Raises:
-        DivergedError: the training loss of an epoch is NaN or infinite.
+        DivergedError: the training loss became NaN or infinite (checked every
+            `DIVERGENCE_CHECK` steps and at the end of each epoch).
     """
     dev = resolve_device(str(device)) if device is not None else resolve_device(cfg.device)
     train_set = train_set.to(dev)
@@ -148,6 +150,10 @@ def train(
             opt.step()
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
+            # A NaN/inf loss poisons the running sum for good, so checking it every
+            # DIVERGENCE_CHECK steps stops a diverged run early for one host read per check.
+            if (i + 1) % DIVERGENCE_CHECK == 0 and not torch.isfinite(loss_sum).item():
+                raise DivergedError(epoch, float(loss_sum))
         if sched is not None:
             sched.step()
         evals = {k: evaluate(model, v, cfg.eval_batch_size) for k, v in eval_sets.items()}

@@ -90,7 +90,7 @@ class Objective:
         return value
 
     def _train(self, trial: optuna.Trial, cfg: TrainConfig, run: RunHandle, history) -> float:
-        key = f"{self.metric}"
+        key = self.metric
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             history.append(metrics)
