@@ -7,6 +7,7 @@ EXP    ?=
 CONFIG ?=
 ARGS   ?=
 N_TRIALS ?=
+WORKERS ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
@@ -30,8 +31,9 @@ train: data
 	$(PY) -m harness.cli train $(if $(CONFIG),--config $(CONFIG),--exp "$(EXP)") $(ARGS)
 
 # The main job: run (or resume) the Optuna study in experiments.yaml, every trial logged to MLflow.
+# WORKERS=k: k processes on this machine work the one study (N_TRIALS stays the study's total).
 sweep: data
-	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(ARGS)
+	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
 
 # best_config.yaml + trials.csv from the study; retrain with: make train CONFIG=best_config.yaml
 export: setup

@@ -1,5 +1,7 @@
 """Command line: `s7 data | train | sweep | export | ui | bench` (the Makefile's targets call these).
 
+`sweep-worker` is internal: the worker processes `sweep --workers k` starts.
+
 Every user error ends as one line on stderr and exit code 2, with no traceback.
 """
 
@@ -45,6 +47,8 @@ def _sweep_spec(args: argparse.Namespace):
     sweep_over, train_over = _split_overrides(args.overrides)
     if getattr(args, "n_trials", None) is not None:
         sweep_over["n_trials"] = args.n_trials
+    if getattr(args, "workers", None) is not None:
+        sweep_over["workers"] = args.workers
     exps = Experiments(args.file)
     return exps, exps.resolve_sweep(sweep_over, train_over), train_over
 
@@ -54,6 +58,12 @@ def _sweep(args: argparse.Namespace) -> None:
 
     exps, spec, train_over = _sweep_spec(args)
     run_sweep(exps, spec, train_over)
+
+
+def _sweep_worker(args: argparse.Namespace) -> None:
+    from sweep.workers import worker_main
+
+    worker_main(args.index)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -72,17 +82,16 @@ def _ui(args: argparse.Namespace) -> None:
     import os
 
     from harness.config import Experiments
+    from harness.urls import masked, with_driver
 
-    cfg = Experiments(args.file).resolve(None)
-    uri = os.environ.get("MLFLOW_TRACKING_URI", cfg.tracking.uri)
+    cfg = Experiments(args.file).resolve(None)  # MLFLOW_TRACKING_URI, when set, wins
+    uri = cfg.tracking.uri
     artifacts = Path(cfg.tracking.artifact_root).resolve()
     cmd = [
         sys.executable,
         "-m",
         "mlflow",
         "ui",
-        "--backend-store-uri",
-        uri,
         "--artifacts-destination",
         str(artifacts),
         "--host",
@@ -90,8 +99,15 @@ def _ui(args: argparse.Namespace) -> None:
         "--port",
         str(args.port),
     ]
-    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
-    os.execv(sys.executable, cmd)
+    print(
+        f"MLflow UI on http://{args.host}:{args.port} (store {masked(uri)}); Ctrl-C stops it",
+        flush=True,
+    )
+    # The store goes in MLflow's own variable, not on the command line, where `ps` shows any
+    # password in it to every user of the machine.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": with_driver(uri)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    os.execve(sys.executable, cmd, env)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -125,9 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--file", default="experiments.yaml")
     s.add_argument("--n-trials", type=int, default=None, help="total finished trials wanted")
     s.add_argument(
+        "--workers", type=int, default=None, help="worker processes on this machine (default 1)"
+    )
+    s.add_argument(
         "overrides", nargs="*", help="sweep.key=value for the study, key=value for trials"
     )
     s.set_defaults(func=_sweep)
+
+    w = sub.add_parser("sweep-worker")  # internal: started by `sweep --workers k`
+    w.add_argument("--index", type=int, required=True)
+    w.set_defaults(func=_sweep_worker)
 
     e = sub.add_parser("export", help="write best_config.yaml and trials.csv from the study")
     e.add_argument("--file", default="experiments.yaml")

@@ -4,9 +4,15 @@ The file holds `defaults`, named `experiments` that override them, and (for the 
 section. Every key is checked when the file is loaded: an unknown key names the closest known
 one, a wrong type or out-of-range value names the file, key path, bad value and what is allowed.
 Command-line overrides are `dotted.key=value` pairs, parsed as YAML scalars.
+
+Where the stores live can also come from the environment, so that workers on many machines share
+one experiments file: `MLFLOW_TRACKING_URI` (MLflow's own variable) sets `tracking.uri` and
+`OPTUNA_STORAGE` sets `sweep.storage`. The environment wins over the file; a command-line
+override wins over both. This module is the only place that reads them.
 """
 
 import difflib
+import os
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,7 +20,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from harness.errors import UserError
+from harness.urls import masked
 from harness.yamlio import parse_value, read_yaml
+
+# environment variable -> the dotted key it sets (in a TrainConfig, or in the sweep section)
+TRAIN_ENV = {"MLFLOW_TRACKING_URI": "tracking.uri"}
+SWEEP_ENV = {"OPTUNA_STORAGE": "storage"}
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # strict float still accepts ints
@@ -121,9 +132,17 @@ class TrainConfig(Section):
             raise ValueError("expected one of auto, cpu, cuda, cuda:N, mps")
         return v
 
+    def public(self) -> dict[str, Any]:
+        """The whole config as plain data, with any password in `tracking.uri` masked: what is
+        logged (params, config.json) and kept with a trial."""
+        data = self.model_dump(mode="json")
+        data["tracking"]["uri"] = masked(data["tracking"]["uri"])
+        return data
+
     def flat(self) -> dict[str, Any]:
-        """The whole config as `{dotted.key: value}` (for MLflow params and matching runs)."""
-        return flatten(self.model_dump(mode="json"))
+        """The whole config as `{dotted.key: value}` (for MLflow params and matching runs);
+        passwords masked as in `public`."""
+        return flatten(self.public())
 
 
 class ExperimentsFile(Section):
@@ -237,6 +256,18 @@ def validation_message(err: ValidationError, where_of: "callable") -> str:
     return f"{where_of(path)}: key '{path}' = {_fmt(e.get('input'))} is invalid: {msg}"
 
 
+def env_overrides(mapping: dict[str, str]) -> dict[str, Any]:
+    """The set, non-empty variables of `mapping` (name -> dotted key) as a nested override."""
+    return unflatten(
+        {key: os.environ[name] for name, key in mapping.items() if os.environ.get(name)}
+    )
+
+
+def _env_where(mapping: dict[str, str]) -> dict[str, str]:
+    """`{dotted key: variable name}` for the variables of `mapping` that are set."""
+    return {key: name for name, key in mapping.items() if os.environ.get(name)}
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """`["optimizer.lr=0.05", "epochs=3"]` -> nested dict. A malformed item is a `UserError`."""
     out: dict[str, Any] = {}
@@ -301,9 +332,9 @@ class Experiments:
         exp = self.file.experiments[name]
         overrides = overrides or {}
         check_keys(overrides, TrainConfig, f"{self.path} (command-line override)")
-        merged = deep_merge(
-            deep_merge(deep_merge({"name": name}, self.file.defaults), exp), overrides
-        )
+        merged = deep_merge({"name": name}, self.file.defaults)
+        for layer in (exp, env_overrides(TRAIN_ENV), overrides):
+            merged = deep_merge(merged, layer)
         return validate_train_config(merged, self._where(name, exp, overrides))
 
     def resolve_sweep(
@@ -322,15 +353,22 @@ class Experiments:
         cli = f"{self.path} (command-line override)"
         check_keys(self.file.sweep, SweepSpec, str(self.path), "sweep.")
         check_keys(overrides or {}, SweepSpec, cli, "sweep.")
-        merged = deep_merge(self.file.sweep, overrides or {})
-        over = flatten(overrides or {})
+        env = env_overrides(SWEEP_ENV)
+        merged = deep_merge(deep_merge(self.file.sweep, env), overrides or {})
+        over, from_env = flatten(overrides or {}), _env_where(SWEEP_ENV)
+
+        def where(p: str) -> str:
+            if p in over:
+                return cli
+            if p in from_env:
+                return f"{self.path} (environment {from_env[p]})"
+            return str(self.path)
+
         try:
             spec = SweepSpec.model_validate(merged)
         except ValidationError as e:
             raise UserError(
-                validation_message(e, lambda p: cli if p in over else str(self.path)).replace(
-                    "key '", "key 'sweep.", 1
-                )
+                validation_message(e, where).replace("key '", "key 'sweep.", 1)
             ) from None
         self.resolve(spec.base_experiment, train_overrides)  # names a known experiment
         leaves = list(TrainConfig().flat())
@@ -369,11 +407,13 @@ class Experiments:
             ) from None
 
     def _where(self, name: str, exp: dict, overrides: dict):
-        over, from_exp = flatten(overrides), flatten(exp)
+        over, from_exp, from_env = flatten(overrides), flatten(exp), _env_where(TRAIN_ENV)
 
         def where(path: str) -> str:
             if path in over:
                 return f"{self.path} (command-line override)"
+            if path in from_env:
+                return f"{self.path} (environment {from_env[path]})"
             if path in from_exp:
                 return f"{self.path} (experiments.{name})"
             return f"{self.path} (defaults)"
@@ -409,10 +449,16 @@ def load_config_file(
         raise UserError(f"{path}: expected a 'train:' mapping holding the whole training config")
     check_keys(raw["train"], TrainConfig, str(path), "train.")
     check_keys(overrides or {}, TrainConfig, f"{path} (command-line override)")
-    merged = deep_merge(raw["train"], overrides or {})
-    over = flatten(overrides or {})
-    cfg = validate_train_config(
-        merged, lambda p: f"{path} (command-line override)" if p in over else f"{path} (train)"
-    )
+    merged = deep_merge(deep_merge(raw["train"], env_overrides(TRAIN_ENV)), overrides or {})
+    over, from_env = flatten(overrides or {}), _env_where(TRAIN_ENV)
+
+    def where(p: str) -> str:
+        if p in over:
+            return f"{path} (command-line override)"
+        if p in from_env:
+            return f"{path} (environment {from_env[p]})"
+        return f"{path} (train)"
+
+    cfg = validate_train_config(merged, where)
     provenance = raw.get("provenance") or {}
     return cfg, provenance if isinstance(provenance, dict) else {}

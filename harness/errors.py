@@ -5,3 +5,10 @@ class UserError(Exception):
     """Something the user typed or provided is wrong; the message says what and how to fix it."""
 
     exit_code = 2
+
+
+class WorkersFailed(UserError):
+    """Worker processes ended with errors before the study had its trials (their output says
+    why); running the same command again resumes the study."""
+
+    exit_code = 1

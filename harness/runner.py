@@ -1,5 +1,6 @@
 """One tracked training run: config -> data -> trainer -> MLflow. What `make train` does."""
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ from harness.device import resolve_device
 from harness.trainer import TrainResult, train
 from model_zoo import create_model, summarize
 from tracking import Tracker, curves_figure, provenance_tags
+from tracking.mlflow_store import check_reachable
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
     Returns:
         The training result and the MLflow run id (None when tracking is disabled).
     """
+    if cfg.tracking.enabled:
+        check_reachable(cfg.tracking.uri)  # fail in seconds, not after training
     tr, te = load_train_test(cfg)
     device = resolve_device(cfg.device)
     if not cfg.tracking.enabled:
@@ -67,7 +71,7 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
             step=cfg.epochs,
         )
         run.log_figure(curves_figure(result.history, "test"), "curves.png")
-        run.log_text(cfg.model_dump_json(indent=2), "config.json")
+        run.log_text(json.dumps(cfg.public(), indent=2), "config.json")
         run.log_model(result.model)
         result.model.to(device)
     return Outcome(result, run.run_id)

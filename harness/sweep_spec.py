@@ -105,9 +105,33 @@ class ObjectiveSpec(Section):
     reduce: Literal["final", "best"] = "final"
 
 
+class HeartbeatSpec(Section):
+    """How a trial whose worker died (SIGKILL, OOM, a lost machine) is found and run again.
+
+    A running trial's worker writes a heartbeat every `interval` seconds; a trial without one for
+    `grace_period` seconds is failed and re-queued with the same parameters, at most `max_retry`
+    times. The grace period must outlast the longest stall of a busy machine, or a live trial
+    is declared dead.
+    """
+
+    interval: Int = Field(30, ge=1)
+    grace_period: Int = Field(120, ge=2)
+    max_retry: Int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _grace_outlasts_beats(self) -> "HeartbeatSpec":
+        if self.grace_period <= self.interval:
+            raise ValueError(
+                f"grace_period ({self.grace_period} s) must be longer than interval "
+                f"({self.interval} s), or every running trial looks dead"
+            )
+        return self
+
+
 class SweepSpec(Section):
     study_name: Str = "s7-sweep"
-    storage: Str | None = None  # None: sqlite:///runs/optuna.db (a file, no server)
+    storage: Str | None = None  # None: sqlite:///runs/optuna.db; env OPTUNA_STORAGE wins
+    workers: Int = Field(1, ge=1, le=256)  # processes on this machine working the one study
     base_experiment: Str = "s7_file3"  # fixed settings: backbone, epochs, augmentation, momentum
     n_trials: Int = Field(20, ge=1)  # total finished (COMPLETE or PRUNED) trials of the study
     val_size: Int = Field(10000, ge=1, le=59999)  # held out of the 60k training images
@@ -122,6 +146,7 @@ class SweepSpec(Section):
     evaluate_test: Bool = True  # completed trials report test accuracy (never optimised)
     log_models: Bool = True
     mlflow_experiment: Str | None = None  # None: the study name
+    heartbeat: HeartbeatSpec = HeartbeatSpec()
 
     @model_validator(mode="after")
     def _grid_needs_values(self) -> "SweepSpec":

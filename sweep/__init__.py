@@ -1,7 +1,10 @@
 """The sweep: an Optuna study over the seed's knobs, each trial a tracked training run.
 
 Search space, sampler and pruning live only here; trials call the plain trainer and log through
-`tracking/`. Entry points: `run_sweep` (make sweep), `export_best` (make export).
+`tracking/`. Entry points: `run_sweep` (make sweep), `export_best` (make export). Modules:
+`study` (the sweep), `loop` (one process's trial loop), `workers` (several processes),
+`storage` (where the study lives), `recovery` (what killed workers leave behind), `objective`,
+`space`, `pruning`, `summary`, `export`.
 """
 
 from sweep.export import export_best

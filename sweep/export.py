@@ -15,7 +15,9 @@ from optuna.trial import TrialState
 from harness.config import deep_merge
 from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
-from sweep.study import masked, open_study
+from harness.urls import masked
+from sweep.storage import storage_url
+from sweep.study import open_study
 from sweep.summary import trials_table
 from tracking.provenance import git_commit
 
@@ -42,7 +44,7 @@ def export_best(
     doc = {
         "provenance": {
             "study": spec.study_name,
-            "storage": masked(spec.storage or "sqlite:///runs/optuna.db"),
+            "storage": masked(storage_url(spec)),
             "trial": best.number,
             "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
             "objective": f"{spec.objective.reduce} {spec.objective.metric}",

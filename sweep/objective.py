@@ -5,6 +5,7 @@ The trial's suggested values become a validated `TrainConfig` (base experiment +
 always ends terminal: FINISHED (complete), KILLED (pruned or Ctrl-C), FAILED (diverged, error).
 """
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from harness.data import Split
 from harness.sweep_spec import SweepSpec
 from harness.trainer import DivergedError, evaluate, train
 from model_zoo import create_model, summarize
+from sweep.recovery import pid_space, worker_id
 from sweep.space import suggest
 from tracking import RunHandle, Tracker, curves_figure, provenance_tags
 
@@ -47,6 +49,7 @@ class Objective:
         self.spec, self.experiments, self.fixed = spec, experiments, fixed
         self.data, self.device, self.tracker, self.parent = data, device, tracker, parent
         self.metric = spec.objective.metric
+        self.last: tuple[int, str] | None = None  # (trial number, state this process gave it)
 
     def config(self, params: dict[str, Any]) -> TrainConfig:
         over = deep_merge(self.fixed, unflatten(params))
@@ -54,13 +57,18 @@ class Objective:
         return self.experiments.resolve(self.spec.base_experiment, over)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        # First, so that a dead worker's trial can be told apart from a live one (sweep.recovery).
+        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("pid_space", pid_space())
+        self.last = (trial.number, "RUNNING")
         cfg = self.config(suggest(trial, self.spec.space))
-        trial.set_user_attr("config", cfg.model_dump(mode="json"))
+        trial.set_user_attr("config", cfg.public())
         tags = {
             "study_name": self.spec.study_name,
             "trial_number": trial.number,
             "seed": cfg.seed,
             "experiment": cfg.name,
+            "worker": worker_id(),
             **provenance_tags(str(self.device)),
         }
         run = self.tracker.start_run(f"trial-{trial.number}", tags, parent=self.parent)
@@ -72,22 +80,35 @@ class Objective:
             run.log_text(model_text.to_text(), "model_summary.txt")
             value = self._train(trial, cfg, run, history)
         except optuna.TrialPruned:
-            self._end(run, "PRUNED", history, {"pruned_at_epoch": len(history)})
+            self._end(trial, run, "PRUNED", history, {"pruned_at_epoch": len(history)})
             raise
         except DivergedError as e:
-            trial.set_user_attr("fail_reason", str(e))
-            self._end(run, "FAIL", history, {"fail_reason": str(e)})
+            self._fail(trial, str(e))
+            self._end(trial, run, "FAIL", history, {"fail_reason": str(e)})
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-            self._end(run, "FAIL", history, {"fail_reason": "interrupted (Ctrl-C)"}, "KILLED")
+            self._fail(trial, "interrupted (Ctrl-C)")
+            self._end(
+                trial, run, "FAIL", history, {"fail_reason": "interrupted (Ctrl-C)"}, "KILLED"
+            )
+            raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another process failed this trial for lack of heartbeat (the machine stalled longer
+            # than the grace period) and queued it again; this attempt no longer counts.
+            reason = "declared dead (no heartbeat) while still running"
+            self._end(trial, run, "FAIL", history, {"fail_reason": reason}, "KILLED", "LOST")
             raise
         except BaseException as e:
-            trial.set_user_attr("fail_reason", repr(e))
-            self._end(run, "FAIL", history, {"fail_reason": repr(e)[:500]})
+            self._fail(trial, repr(e))
+            self._end(trial, run, "FAIL", history, {"fail_reason": repr(e)[:500]})
             raise
-        self._end(run, "COMPLETE", history, {})
+        self._end(trial, run, "COMPLETE", history, {})
         return value
+
+    @staticmethod
+    def _fail(trial: optuna.Trial, reason: str) -> None:
+        with suppress(optuna.exceptions.UpdateFinishedTrialError):  # already failed elsewhere
+            trial.set_user_attr("fail_reason", reason)
 
     def _train(self, trial: optuna.Trial, cfg: TrainConfig, run: RunHandle, history) -> float:
         key = self.metric
@@ -116,8 +137,18 @@ class Objective:
             return max(h[key] for h in history)
         return history[-1][key]
 
-    def _end(self, run: RunHandle, state: str, history, tags: dict, status: str | None = None):
+    def _end(
+        self,
+        trial: optuna.Trial,
+        run: RunHandle,
+        state: str,
+        history,
+        tags: dict,
+        status: str | None = None,
+        decided: str | None = None,
+    ):
         """Tag the Optuna state, attach the curves, and end the MLflow run (never left RUNNING)."""
+        self.last = (trial.number, decided or state)
         try:
             run.set_tags({"state": state, "epochs_trained": len(history), **tags})
             if history:

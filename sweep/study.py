@@ -1,18 +1,18 @@
 """`make sweep`: open (or resume) the study, run trials until it has enough finished ones.
 
 The study lives in Optuna storage (default: a SQLite file under runs/, no server; a PostgreSQL
-URL for many machines) and is mirrored in MLflow: one experiment per study, one parent run for
-the study, one nested run per trial. Running it again resumes the same study and stops at the
-configured total of finished (COMPLETE or PRUNED) trials.
+URL for many machines, see `sweep.storage`) and is mirrored in MLflow: one experiment per study,
+one parent run for the study, one nested run per trial. Running it again resumes the same study
+and stops at the configured total of finished (COMPLETE or PRUNED) trials. With
+`sweep.workers: 1` (the default) trials run in this process; with more, in worker processes
+(`sweep.workers`), all working the one study.
 """
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from harness.config import Experiments, TrainConfig, deep_merge
@@ -20,68 +20,73 @@ from harness.data import load_split, subset, train_val_split
 from harness.device import resolve_device
 from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
-from harness.trainer import DivergedError
+from harness.urls import masked, scrub
+from sweep.loop import FINISHED, StartGate, count, work
 from sweep.objective import Objective, SweepData
 from sweep.pruning import build_pruner
+from sweep.recovery import Recovery
 from sweep.space import baseline_params, grid_values
+from sweep.storage import DEFAULT_STORAGE, open_storage, storage_url
 from sweep.summary import log_study_summary
 from tracking import RunHandle, Tracker, provenance_tags
+from tracking.mlflow_store import check_reachable
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
-
-
-def storage_url(spec: SweepSpec) -> str:
-    url = spec.storage or DEFAULT_STORAGE
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return url
+__all__ = ["DEFAULT_STORAGE", "FINISHED", "count", "masked", "open_study", "run_sweep"]
 
 
-def masked(url: str) -> str:
-    """The URL with any password replaced by ***, for logs, tags and artifacts."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL (e.g. an HTTP tracking server)
-        return url
-
-
-def build_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+def build_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler. Worker i seeds it with seed + i: workers seeded alike would
+    propose the same first (random start-up) trials."""
     s = spec.sampler
+    seed = None if s.seed is None else s.seed + worker
+    args = dict(s.args)
+    if s.name == "tpe" and spec.workers > 1:
+        # Optuna's advice for parallel TPE: treat running trials as bad so workers spread out.
+        args.setdefault("constant_liar", True)
     try:
         if s.name == "grid":
-            return optuna.samplers.GridSampler(grid_values(spec.space), seed=s.seed, **s.args)
+            return optuna.samplers.GridSampler(grid_values(spec.space), seed=seed, **args)
         if s.name == "random":
-            return optuna.samplers.RandomSampler(seed=s.seed, **s.args)
-        return optuna.samplers.TPESampler(seed=s.seed, **s.args)
+            return optuna.samplers.RandomSampler(seed=seed, **args)
+        return optuna.samplers.TPESampler(seed=seed, **args)
     except TypeError as e:
         raise UserError(
             f"key 'sweep.sampler.args' = {s.args} is invalid for {s.name}: {e}"
         ) from None
 
 
-def open_study(spec: SweepSpec) -> optuna.Study:
-    """Create the study, or load it when it exists (same name, same storage)."""
+def open_study(
+    spec: SweepSpec,
+    storage: optuna.storages.BaseStorage | None = None,
+    worker: int = 0,
+) -> optuna.Study:
+    """Create the study, or load it when it exists (same name, same storage).
+
+    Args:
+        spec: the sweep section.
+        storage: an opened storage (default: open `spec`'s, with heartbeats, no recovery hook).
+        worker: the worker's index, for the sampler's seed.
+    Raises:
+        UserError: the storage cannot be opened (one line, password masked).
+    """
+    storage = storage or open_storage(spec)
     try:
         return optuna.create_study(
-            storage=storage_url(spec),
+            storage=storage,
             study_name=spec.study_name,
             direction="maximize",
-            sampler=build_sampler(spec),
+            sampler=build_sampler(spec, worker),
             pruner=build_pruner(spec.pruners),
             load_if_exists=True,
         )
     except UserError:
         raise
-    except Exception as e:  # unreachable server, bad URL, missing driver
+    except Exception as e:  # the database went away between opening and creating
+        url = storage_url(spec)
+        first = (str(e).strip().splitlines() or [""])[0][:300]
         raise UserError(
-            f"sweep.storage {masked(storage_url(spec))!r} cannot be opened: "
-            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            f"study storage {masked(url)!r} cannot be used: {type(e).__name__}: {scrub(first, url)}"
         ) from None
-
-
-def count(study: optuna.Study, states=FINISHED) -> int:
-    return len(study.get_trials(deepcopy=False, states=states))
 
 
 def load_data(cfg: TrainConfig, spec: SweepSpec, device) -> SweepData:
@@ -127,10 +132,13 @@ def run_sweep(
 
     Args:
         experiments: the loaded experiments file.
-        spec: the validated sweep section (with command-line overrides applied).
+        spec: the validated sweep section (with command-line and environment overrides applied).
         fixed: training-config overrides applied to every trial (e.g. epochs=3 for a quick look).
     Returns:
         The Optuna study.
+    Raises:
+        UserError: a store cannot be reached (nothing is written then), or workers failed
+            before the study had its trials (`WorkersFailed`, exit code 1).
     """
     fixed = fixed or {}
     base = experiments.resolve(spec.base_experiment, fixed)
@@ -138,13 +146,19 @@ def run_sweep(
     storage = storage_url(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial outcomes are reported below
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = open_study(spec)
+    check_reachable(base.tracking.uri)  # before the study is created or changed
+    recovery = Recovery(spec, base.tracking.uri)
+    study = open_study(spec, open_storage(spec, on_stale=recovery))
+    messages = recovery.check(study)  # what a killed earlier run left RUNNING
     done = count(study)
     print(
         f"study {spec.study_name!r} at {masked(storage)}: {done}/{spec.n_trials} finished trials; "
-        f"device {device}; objective {spec.objective.reduce} {spec.objective.metric}",
+        f"device {device}; objective {spec.objective.reduce} {spec.objective.metric}"
+        + (f"; {spec.workers} workers" if spec.workers > 1 else ""),
         flush=True,
     )
+    for line in messages:
+        print(line, flush=True)
     if done >= spec.n_trials:
         print("nothing to do: the study already has its trials (raise N_TRIALS for more)")
         return study
@@ -158,14 +172,40 @@ def run_sweep(
         base.tracking.uri, spec.mlflow_experiment or spec.study_name, base.tracking.artifact_root
     )
     parent = parent_run(tracker, spec, storage, str(device))
+    status = "FAILED"
+    try:
+        if spec.workers == 1:
+            _run_here(study, spec, experiments, fixed, base, device, tracker, parent, recovery)
+        else:
+            from sweep.workers import run_workers
+
+            run_workers(study, spec, experiments, fixed, base, device, tracker, parent, recovery)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        print("\ninterrupted: running trials are recorded as failed; `make sweep` resumes")
+        raise
+    finally:
+        recovery.tracking_uri = tracker.uri
+        try:
+            log_study_summary(study, parent, spec)
+        finally:
+            parent.finish(status)
+    _print_outcome(study)
+    return study
+
+
+def _run_here(study, spec, experiments, fixed, base, device, tracker, parent, recovery) -> None:
+    """One worker: trials run in this process, with a progress bar."""
     data = load_data(base, spec, device)
     objective = Objective(
         spec, experiments, deep_merge(fixed, {"device": str(device)}), data, device, tracker, parent
     )
-    bar = tqdm(total=spec.n_trials, initial=done, desc="trials", unit="trial", dynamic_ncols=True)
+    bar = tqdm(
+        total=spec.n_trials, initial=count(study), desc="trials", unit="trial", dynamic_ncols=True
+    )
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        finished = count(study)
         if trial.state in FINISHED:
             bar.update(1)
         if trial.state == TrialState.FAIL:
@@ -176,27 +216,12 @@ def run_sweep(
             pruned=count(study, (TrialState.PRUNED,)),
             failed=count(study, (TrialState.FAIL,)),
         )
-        if finished >= spec.n_trials:
-            study.stop()
 
-    status = "FINISHED"
+    gate = StartGate(storage_url(spec), spec.study_name)
     try:
-        study.optimize(objective, catch=(DivergedError,), callbacks=[after_trial])
-    except KeyboardInterrupt:
-        status = "KILLED"
-        print("\ninterrupted: the running trial is recorded as failed; `make sweep` resumes")
-        raise
-    except BaseException:
-        status = "FAILED"
-        raise
+        work(study, objective, spec, recovery, gate, on_trial=after_trial, say=bar.write)
     finally:
         bar.close()
-        try:
-            log_study_summary(study, parent, spec)
-        finally:
-            parent.finish(status)
-    _print_outcome(study)
-    return study
 
 
 def _print_outcome(study: optuna.Study) -> None:

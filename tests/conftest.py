@@ -13,6 +13,11 @@ from harness.data import ensure_mnist, load_split, subset
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO / "data"
 
+# The stores' environment variables win over experiments.yaml; a developer's must not send the
+# tests' runs to a real store. Tests that need them set them themselves.
+for _name in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:

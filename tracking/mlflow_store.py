@@ -7,12 +7,18 @@ created with an explicit artifact location so MLflow never falls back to `./mlru
 
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no phoning home from a sweep
+# MLflow prints a "View run at <tracking URI>" line per run against a server: noise from many
+# workers, and the URI may carry a password.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import mlflow  # noqa: E402
 from matplotlib.figure import Figure
@@ -22,14 +28,65 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from torch import nn
 
+from harness.errors import UserError
+from harness.urls import has_masked_password, masked, scrub, with_driver
 from tracking import plots
 
 _BATCH = 100  # MLflow accepts at most 100 params per log_batch call
 
 
 def is_local(uri: str) -> bool:
-    """True for stores on this machine (SQLite file or a plain path), where we pick the artifact folder."""
+    """True for stores on this machine (SQLite file or a plain path): one machine's processes only."""
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def is_server(uri: str) -> bool:
+    """True for an MLflow tracking server, which decides itself where artifacts go."""
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, before anything is written anywhere, when the tracking store cannot be reached.
+
+    Args:
+        uri: the tracking URI (SQLite, a database server URL or an `mlflow server` URL).
+        timeout: seconds to wait for a server to answer.
+    Raises:
+        UserError: one line, password masked: the server does not answer, or the URL carries
+            the *** of a masked password (a config written by `make export`).
+    """
+    if has_masked_password(uri):
+        raise UserError(
+            f"tracking.uri {masked(uri)!r} has a masked password; give the real URL in "
+            "MLFLOW_TRACKING_URI"
+        )
+    if is_local(uri) or uri.startswith("databricks"):
+        return
+    try:
+        if is_server(uri):
+            parts = urllib.parse.urlsplit(uri)  # the user:password part is for MLflow, not here
+            port = f":{parts.port}" if parts.port else ""
+            health = f"{parts.scheme}://{parts.hostname}{port}{parts.path.rstrip('/')}/health"
+            try:
+                urllib.request.urlopen(health, timeout=timeout).close()
+            except urllib.error.HTTPError as e:  # it answered: reachable (auth is MLflow's job)
+                if e.code >= 500:
+                    raise
+            return
+        from sqlalchemy import create_engine
+
+        args = {"connect_timeout": int(timeout)} if uri.startswith("postgresql") else {}
+        engine = create_engine(with_driver(uri), connect_args=args)
+        try:
+            engine.connect().close()
+        finally:
+            engine.dispose()
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise UserError(
+            f"tracking store {masked(uri)!r} cannot be reached: "
+            f"{type(e).__name__}: {scrub(first, uri)}"
+        ) from None
 
 
 class RunHandle:
@@ -91,8 +148,17 @@ class Tracker:
     """One MLflow experiment on one tracking store."""
 
     def __init__(self, uri: str, experiment: str, artifact_root: str = "mlartifacts"):
+        uri = with_driver(uri)  # postgresql:// -> the psycopg2 driver we install
         self.uri = uri
+        before = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(uri)  # for log_model's fluent call
+        # MLflow also exports the URI as MLFLOW_TRACKING_URI for child processes; the config
+        # loader reads that variable as the user's choice (it wins over experiments.yaml), so a
+        # store picked here must not leak into workers or other commands started from here.
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment_id = self._experiment(experiment, artifact_root)
 
@@ -101,9 +167,12 @@ class Tracker:
         if exp is not None:
             return exp.experiment_id
         location = None
-        if is_local(self.uri):
+        if not is_server(self.uri):  # a database store: artifacts go to our folder, not ./mlruns
             slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-            location = (Path(artifact_root).resolve() / slug).as_uri()
+            if "://" in artifact_root:
+                location = f"{artifact_root.rstrip('/')}/{slug}"
+            else:
+                location = (Path(artifact_root).resolve() / slug).as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:  # another worker created it first
