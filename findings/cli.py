@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from harness.errors import UserError
+from harness.urls import masked
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -25,7 +26,7 @@ def _run(args: argparse.Namespace) -> None:
     print(
         f"findings ({'quick' if plan.quick else 'full'}) from {where}: {len(spec.claims)} claims, "
         f"{len(jobs)} distinct runs, MLflow experiment '{plan.mlflow_experiment}' at "
-        f"{plan.tracking_uri}",
+        f"{masked(plan.tracking_uri)}",
         flush=True,
     )
     if not args.report_only:

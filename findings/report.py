@@ -17,6 +17,7 @@ from findings.spec import METRIC_MEANING
 from findings.stats import LEVEL, Estimate
 from findings.store import RunRecord
 from findings.verdicts import ClaimResult, Part, evaluate_claims
+from harness.urls import masked
 
 Records = dict[tuple[str, int], RunRecord]
 SETTING_KEYS = (
@@ -264,7 +265,7 @@ def machine_section(plan: Plan, records: Records) -> list[str]:
         "## Machine, versions, time",
         "",
         f"- Runs: {len(runs)} finished MLflow runs in experiment `{plan.mlflow_experiment}` at "
-        f"`{plan.tracking_uri}` ({len(plan.unique_jobs())} planned).",
+        f"`{masked(plan.tracking_uri)}` ({len(plan.unique_jobs())} planned).",
         f"- Where they ran: device {tag('device')}; platform {tag('platform')}; "
         f"{tag('cpu_count')} CPUs; arch {tag('machine')}.",
         f"- Versions: Python {tag('python_version')}, torch {tag('torch_version')}, torchvision "
