@@ -11,7 +11,7 @@ WORKERS ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: setup data train sweep export ui findings test bench lint format clean
+.PHONY: setup data train sweep export ui findings test bench bench-workers lint format clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,10 @@ test: data
 
 bench: data
 	$(PY) -m harness.cli bench
+
+# Trials per hour: 1 worker of all cores against one worker per core (short fixed trials).
+bench-workers: data
+	$(PY) -m sweep.bench_workers $(N_TRIALS)
 
 lint: setup
 	$(PY) -m ruff format --check .

@@ -39,6 +39,10 @@ def export_best(
             "name": f"{spec.study_name}-trial{best.number}",
             "data": {"train_subset": None},  # retrain on all 60k training images
             "tracking": {"experiment": "train"},
+            # the trial pinned the device it ran on and hid its epoch lines; a retrain picks
+            # its own machine's device and shows progress, like `make train`
+            "device": "auto",
+            "progress": True,
         },
     )
     doc = {

@@ -211,6 +211,7 @@ def test_export_writes_a_retrainable_best_config(swept):
     assert doc["searched"] == best.params
     assert doc["train"]["optimizer"]["lr"] == best.params["optimizer.lr"]
     assert doc["train"]["data"]["train_subset"] is None  # retrain on all 60k
+    assert doc["train"]["device"] == "auto"  # not the device the trial happened to run on
     table = (tmp / "trials.csv").read_text().splitlines()
     assert len(table) == len(study.trials) + 1
     r = run_cli(
