@@ -5,9 +5,8 @@ Every user error ends as one line on stderr and exit code 2, with no traceback.
 """
 
 import argparse
-import sys
 
-from harness.errors import UserError
+from harness.errors import run_reporting_errors
 from harness.urls import masked
 
 
@@ -53,12 +52,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        _run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting_errors(_run, args)

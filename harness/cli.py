@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.errors import run_reporting_errors
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -179,15 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting_errors(args.func, args)
 
 
 if __name__ == "__main__":

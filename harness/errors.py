@@ -12,3 +12,19 @@ class WorkersFailed(UserError):
     why); running the same command again resumes the study."""
 
     exit_code = 1
+
+
+def run_reporting_errors(action, *args) -> int:
+    """Run a command's action; a `UserError` becomes one line on stderr and its exit code (2),
+    Ctrl-C becomes "interrupted" and 130. Shared by every entry point."""
+    import sys
+
+    try:
+        action(*args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
