@@ -245,15 +245,22 @@ def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") 
                 check_keys(v, sub, where, f"{path}[{i}].")
 
 
-def validation_message(err: ValidationError, where_of: "callable") -> str:
-    """Turn pydantic's first error into `file: key 'a.b' = value is invalid: what is allowed`."""
+def validation_message(err: ValidationError, where_of: "callable", prefix: str = "") -> str:
+    """Turn pydantic's first error into `file: key 'a.b' = value is invalid: what is allowed`.
+
+    `prefix` names the section the model was validated from (e.g. `sweep`). A whole mapping that
+    is wrong as a whole (e.g. low > high) is named by its key, without echoing its contents.
+    """
     e = err.errors()[0]
     path = ""
     for p in e["loc"]:
         path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
+    shown = ".".join(x for x in (prefix, path) if x).replace(".[", "[")
     msg = e["msg"].removeprefix("Value error, ")
     msg = msg[0].lower() + msg[1:] if msg else msg
-    return f"{where_of(path)}: key '{path}' = {_fmt(e.get('input'))} is invalid: {msg}"
+    value = e.get("input")
+    what = "" if isinstance(value, dict) else f" = {_fmt(value)}"
+    return f"{where_of(path)}: key '{shown}'{what} is invalid: {msg}"
 
 
 def env_overrides(mapping: dict[str, str]) -> dict[str, Any]:
@@ -367,9 +374,7 @@ class Experiments:
         try:
             spec = SweepSpec.model_validate(merged)
         except ValidationError as e:
-            raise UserError(
-                validation_message(e, where).replace("key '", "key 'sweep.", 1)
-            ) from None
+            raise UserError(validation_message(e, where, "sweep")) from None
         self.resolve(spec.base_experiment, train_overrides)  # names a known experiment
         leaves = list(TrainConfig().flat())
         for key, param in spec.space.items():

@@ -1,6 +1,7 @@
 """experiments.yaml: the seed's trials resolve exactly; bad input is one line, exit code 2."""
 
 import pytest
+import yaml
 
 from harness.cli import main
 from harness.config import Experiments, parse_overrides
@@ -119,3 +120,82 @@ def test_cli_exit_code_and_no_traceback():
 def test_every_shipped_experiment_is_valid():
     exps = Experiments(REPO / "experiments.yaml")
     assert {"s7_file1", "s7_file2", "s7_file3"} <= set(exps.names)
+
+
+BAD_SWEEPS = [
+    (
+        {"space": {"batch_size": {"type": "categorical", "choices": []}}},
+        "key 'sweep.space.batch_size' is invalid",
+        "a categorical parameter needs a non-empty 'choices' list",
+    ),
+    (
+        {"space": {"optimizer.lr": {"type": "float", "low": 0.5, "high": 0.1}}},
+        "key 'sweep.space.optimizer.lr' is invalid",
+        "low 0.5 > high 0.1",
+    ),
+    (
+        {"space": {"optimizer.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},
+        "key 'sweep.space.optimizer.lr' is invalid",
+        "a log-scale range needs low > 0",
+    ),
+    (
+        {"space": {"optimizer.lr": {"type": "float", "low": -0.1, "high": 0.1}}},
+        "key 'sweep.space.optimizer.lr' = -0.1 is invalid for 'optimizer.lr'",
+        "greater than 0",
+    ),
+    (
+        {"space": {"batch_size": {"type": "categorical", "choices": [0, 128]}}},
+        "key 'sweep.space.batch_size' = 0 is invalid for 'batch_size'",
+        "greater than or equal to 1",
+    ),
+    (
+        {"space": {"optimizer.lrr": {"type": "float", "low": 0.01, "high": 0.1}}},
+        "unknown searched key 'sweep.space.optimizer.lrr'",
+        "did you mean 'optimizer.lr'?",
+    ),
+    (
+        {"sampler": {"name": "cmaes"}},
+        "key 'sweep.sampler.name' = 'cmaes' is invalid",
+        "input should be 'tpe', 'random' or 'grid'",
+    ),
+    (
+        {"pruners": [{"name": "MedianPrunner"}]},
+        "key 'sweep.pruners[0]' is invalid",
+        "unknown pruner; known: HyperbandPruner, MedianPruner",
+    ),
+    (
+        {"pruners": [{"name": "MedianPruner", "args": {"n_startup": 3}}]},
+        "key 'sweep.pruners[0]'",
+        "bad arguments {'n_startup': 3} for MedianPruner",
+    ),
+    ({"n_trials": 0}, "key 'sweep.n_trials' = 0 is invalid", "greater than or equal to 1"),
+    (
+        {"sampler": {"name": "grid"}},
+        "key 'sweep' is invalid",
+        "the grid sampler needs a 'grid' list for",
+    ),
+    (
+        {"enqueue": [{"optimizer.lr": 0}]},
+        "key 'sweep.enqueue[0].optimizer.lr' = 0 is invalid",
+        "greater than 0",
+    ),
+]
+
+
+@pytest.mark.parametrize("change,where,message", BAD_SWEEPS)
+def test_bad_sweep_sections_are_one_line_errors_before_anything_runs(
+    tmp_path, change, where, message, capsys
+):
+    doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
+    for key, value in change.items():
+        if key == "space":
+            doc["sweep"]["space"].update(value)
+        else:
+            doc["sweep"][key] = value
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["sweep", "--file", str(path), f"sweep.storage=sqlite:///{tmp_path}/o.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}") and len(err.splitlines()) == 1, err
+    assert where in err and message in err, err
+    assert not (tmp_path / "o.db").exists()  # nothing written to a study
