@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.config import Experiments
 from harness.data import ensure_mnist, load_split, subset
@@ -47,6 +48,32 @@ def quick_overrides(tmp: Path, **extra) -> dict:
     }
     over.update(extra)
     return over
+
+
+def experiments_doc(tmp: Path, epochs: int, train_subset: int, test_subset: int) -> dict:
+    """The repo's experiments.yaml with defaults for a small CPU run on real MNIST subsets,
+    tracked in `tmp` (tests then set their own `sweep:` section and write it there)."""
+    doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
+    doc["defaults"]["data"] = {
+        "root": str(DATA_ROOT),
+        "train_subset": train_subset,
+        "test_subset": test_subset,
+    }
+    doc["defaults"]["tracking"] = {
+        "uri": f"sqlite:///{tmp}/mlflow.db",
+        "artifact_root": str(tmp / "artifacts"),
+        "experiment": "train",
+        "enabled": True,
+    }
+    doc["defaults"]["epochs"] = epochs
+    doc["defaults"]["device"] = "cpu"
+    return doc
+
+
+def write_experiments(tmp: Path, doc: dict) -> str:
+    path = tmp / "experiments.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:

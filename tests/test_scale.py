@@ -15,7 +15,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -26,7 +25,7 @@ from sweep.recovery import Recovery, pid_space
 from sweep.storage import open_storage
 from sweep.study import open_study
 from sweep.workers import plan_workers
-from tests.conftest import DATA_ROOT, REPO, run_cli
+from tests.conftest import experiments_doc, run_cli, write_experiments
 from tracking import Tracker
 
 EPOCHS = 2
@@ -43,16 +42,7 @@ def _write_experiments(
     study: str = "scale",
     heartbeat: dict | None = None,
 ) -> str:
-    doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
-    doc["defaults"]["data"] = {"root": str(DATA_ROOT), "train_subset": 1000, "test_subset": 500}
-    doc["defaults"]["tracking"] = {
-        "uri": f"sqlite:///{tmp}/mlflow.db",
-        "artifact_root": str(tmp / "artifacts"),
-        "experiment": "train",
-        "enabled": True,
-    }
-    doc["defaults"]["epochs"] = epochs
-    doc["defaults"]["device"] = "cpu"
+    doc = experiments_doc(tmp, epochs, train_subset=1000, test_subset=500)
     doc["sweep"] = {
         "study_name": study,
         "storage": storage or f"sqlite:///{tmp}/optuna.db",
@@ -66,9 +56,7 @@ def _write_experiments(
             "batch_size": {"type": "categorical", "choices": [64, 128]},
         },
     }
-    path = tmp / "experiments.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return str(path)
+    return write_experiments(tmp, doc)
 
 
 def _sweep_cmd(exp_file: str, *args: str) -> list[str]:

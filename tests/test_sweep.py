@@ -14,23 +14,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import DATA_ROOT, REPO, run_cli
+from tests.conftest import experiments_doc, run_cli, write_experiments
 
 EPOCHS = 3
 N_TRIALS = 6
 
 
 def _write_experiments(tmp) -> str:
-    doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
-    doc["defaults"]["data"] = {"root": str(DATA_ROOT), "train_subset": 2000, "test_subset": 1000}
-    doc["defaults"]["tracking"] = {
-        "uri": f"sqlite:///{tmp}/mlflow.db",
-        "artifact_root": str(tmp / "artifacts"),
-        "experiment": "train",
-        "enabled": True,
-    }
-    doc["defaults"]["epochs"] = EPOCHS
-    doc["defaults"]["device"] = "cpu"
+    doc = experiments_doc(tmp, EPOCHS, train_subset=2000, test_subset=1000)
     doc["sweep"] = {
         "study_name": "test-study",
         "storage": f"sqlite:///{tmp}/optuna.db",
@@ -48,9 +39,7 @@ def _write_experiments(tmp) -> str:
             "model.dropout": {"type": "float", "low": 0.0, "high": 0.1},
         },
     }
-    path = tmp / "experiments.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return str(path)
+    return write_experiments(tmp, doc)
 
 
 def _sweep_cmd(exp_file: str) -> list[str]:
