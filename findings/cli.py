@@ -11,6 +11,7 @@ from harness.urls import masked
 
 
 def _run(args: argparse.Namespace) -> None:
+    from findings import tuned
     from findings.execute import run_missing
     from findings.plan import build_plan
     from findings.report import write_report
@@ -31,7 +32,11 @@ def _run(args: argparse.Namespace) -> None:
     if not args.report_only:
         done = run_missing(plan, log=lambda line: print(line, flush=True))
         print(f"trained {done.ran}, skipped {done.skipped} finished, {done.diverged} diverged")
-    print(f"wrote {write_report(plan, collect(plan))}")
+        if spec.tuned_lr is not None:
+            print("the lr-by-batch-size study (findings.tuned_lr):", flush=True)
+            tuned.run(plan, experiments)
+    records = collect(plan)
+    print(f"wrote {write_report(plan, records, tuned.read(plan, experiments, records))}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ its 95% band, one line per setting, like the seed's test-accuracy plots.
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +19,9 @@ from findings.plan import Plan  # noqa: E402
 from findings.spec import Figure  # noqa: E402
 from findings.stats import estimate  # noqa: E402
 from findings.store import RunRecord  # noqa: E402
+
+if TYPE_CHECKING:
+    from findings.tuned import TunedResult
 
 Records = dict[tuple[str, int], RunRecord]
 
@@ -96,6 +100,43 @@ def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path
     ax.set_xlabel("epoch")
     ax.set_ylabel(fig.metric)
     ax.set_title(fig.title + "\n(mean over seeds, band: 95% t-interval)", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    f.tight_layout()
+    f.savefig(path, dpi=110)
+    plt.close(f)
+    return path
+
+
+def tuned_figure(result: "TunedResult", path: Path) -> Path:
+    """Validation accuracy against learning rate, one line per batch size; each batch size's best
+    lr (by validation) ringed. Pruned and failed points have no value and are left out."""
+    f, ax = plt.subplots(figsize=(7, 4.5))
+    for i, b in enumerate(result.batch_sizes):
+        pts = [p for p in result.points if p.batch_size == b and p.val_acc is not None]
+        if not pts:
+            continue
+        ax.plot(
+            [p.lr for p in pts],
+            [p.val_acc for p in pts],
+            marker="o",
+            ms=4,
+            color=f"C{i}",
+            label=f"batch {b}",
+        )
+        best = result.best[b]
+        ax.plot(best.lr, best.val_acc, "o", ms=11, mfc="none", mec=f"C{i}", mew=1.5)
+    ax.set_xscale("log")
+    ax.set_xticks(result.lrs, [f"{lr:g}" for lr in result.lrs])
+    ax.minorticks_off()
+    ax.set_xlabel("initial learning rate (optimizer.lr)")
+    ax.set_ylabel(f"validation accuracy (%, {result.objective})")
+    ax.set_title(
+        f"Learning rate tuned per batch size (study {result.study_name})\n"
+        "(ringed: each batch size's best lr; pruned and failed points left out)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend()

@@ -67,6 +67,18 @@ class Plan:
     def report_path(self) -> Path:
         return Path(self.spec.quick.report if self.quick else self.spec.report)
 
+    def tracking_overrides(self, experiment: str | None = None) -> dict[str, Any]:
+        """Config overrides that track a run on the findings' store, in MLflow experiment
+        `experiment` (default: the findings experiment)."""
+        return {
+            "tracking": {
+                "uri": self.tracking_uri,
+                "artifact_root": self.artifact_root,
+                "experiment": experiment or self.spec.mlflow_experiment,
+                "enabled": True,
+            }
+        }
+
     def seeds(self, claim: Claim) -> list[int]:
         """The seeds a claim is judged on: quick's in quick mode, else its own or the section's."""
         if self.quick:
@@ -107,14 +119,6 @@ def build_plan(
     base = experiments.resolve(first).tracking
     uri = tracking_uri or base.uri
     root = artifact_root or base.artifact_root
-    forced: dict[str, Any] = {
-        "tracking": {
-            "uri": uri,
-            "artifact_root": root,
-            "experiment": spec.mlflow_experiment,
-            "enabled": True,
-        }
-    }
     all_seeds = list(spec.quick.seeds if quick else spec.seeds)
     wanted: dict[str, set[int]] = {}
     for claim in spec.claims.values():
@@ -125,6 +129,7 @@ def build_plan(
         for s in fig.settings:
             wanted.setdefault(s, set(all_seeds))
 
+    forced = Plan(spec, quick, {}, uri, root).tracking_overrides()
     jobs: dict[tuple[str, int], Job] = {}
     for name in spec.settings:  # keeps the section's order
         if name not in wanted:

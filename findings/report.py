@@ -11,15 +11,17 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from findings.figures import draw_all
+from findings.figures import draw_all, tuned_figure
 from findings.plan import HASH_IGNORED, HASH_IGNORED_PREFIXES, Plan
 from findings.spec import METRIC_MEANING
 from findings.stats import LEVEL, Estimate
 from findings.store import RunRecord
+from findings.tuned import Point, TunedResult
 from findings.verdicts import ClaimResult, Part, evaluate_claims
 from harness.urls import masked
 
 Records = dict[tuple[str, int], RunRecord]
+TUNED_FIGURE = "tuned_lr"  # figure name of the lr-by-batch study
 SETTING_KEYS = (
     "epochs",
     "batch_size",
@@ -129,7 +131,7 @@ def rules(plan: Plan) -> list[str]:
     ]
 
 
-def summary(results: list[ClaimResult]) -> list[str]:
+def summary(results: list[ClaimResult], tuned: TunedResult | None = None) -> list[str]:
     out = [
         "## Summary",
         "",
@@ -148,6 +150,14 @@ def summary(results: list[ClaimResult]) -> list[str]:
         )
         out.append(
             f"| `{r.claim_id}` {r.claim.statement} | {seed or '—'} | {ours} | **{r.verdict}** |"
+        )
+    if tuned is not None:
+        ours = "; ".join(
+            f"{b}: lr {p.lr:g}, val {p.val_acc:.2f}" for b, p in sorted(tuned.best.items())
+        )
+        out.append(
+            f"| `tuned_lr` {tuned.spec.question} | — (the seed kept lr fixed) "
+            f"| {ours or 'no completed points'} | **{tuned.verdict}** |"
         )
     return [*out, ""]
 
@@ -198,9 +208,83 @@ def claim_section(i: int, r: ClaimResult) -> list[str]:
     return [*out, ""]
 
 
+STATE_WORDS = {"FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "queued"}
+
+
+def _cell(p: Point, best: bool) -> str:
+    """A grid cell: the validation accuracy (bold for the batch size's best), or the state."""
+    if p.val_acc is None:
+        return STATE_WORDS.get(p.state, "—")
+    return f"**{p.val_acc:.2f}**" if best else f"{p.val_acc:.2f}"
+
+
+def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str]:
+    """Item 3: each batch size with its own lr, chosen on validation; the verdict on the
+    reference batch size, judged against a noise margin."""
+    s = t.spec
+    pruners = ", ".join(p.name for p in s.pruners) or "none"
+    sizes = ", ".join(map(str, t.batch_sizes))
+    lrs = ", ".join(f"{lr:g}" for lr in t.lrs)
+    out = [
+        f"## With the learning rate tuned per batch size: **{t.verdict}**",
+        "",
+        f"> {s.question}",
+        "",
+        f"A grid study `{t.study_name}` (Optuna storage `{t.storage}`, MLflow experiment of the "
+        f"same name, one run per trial): batch size {{{sizes}}} x initial lr {{{lrs}}}, every "
+        f"other key from setting `{s.setting}`, one seed. "
+        f"Each trial's score is the study objective ({t.objective}) on a fixed hold-out of "
+        f"{t.val_size:,} of the 60k training images; each batch size's lr is the one with the "
+        f"best validation score. Test accuracy is shown, never used to choose. Pruners: {pruners} "
+        "(a pruned or failed point is not compared).",
+        "",
+        "Validation accuracy (%), best lr per batch size in bold:",
+        "",
+        "| batch size | " + " | ".join(f"lr {lr:g}" for lr in t.lrs) + " |",
+        "|---" * (len(t.lrs) + 1) + "|",
+    ]
+    for b in t.batch_sizes:
+        row = [p for p in t.points if p.batch_size == b]
+        best = t.best.get(b)
+        out.append(f"| {b} | " + " | ".join(_cell(p, p is best) for p in row) + " |")
+    out += [
+        "",
+        "| batch size | best lr (by validation) | validation acc | test acc (reported) "
+        "| trial | MLflow run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in t.batch_sizes:
+        p = t.best.get(b)
+        if p is None:
+            out.append(f"| {b} | no completed point | — | — | — | — |")
+            continue
+        test = "n/a" if p.test_acc is None else f"{p.test_acc:.2f}"
+        out.append(f"| {b} | {p.lr:g} | {p.val_acc:.3f} | {test} | {p.trial} | {p.run_id or '—'} |")
+    sd = "n/a" if math.isnan(t.noise_sd) else f"{t.noise_sd:.3f}"
+    margin = "n/a" if math.isnan(t.margin) else f"{t.margin:.3f}"
+    out += [
+        "",
+        f"Rule: one run's score on 10k images varies from seed to seed; its spread is taken from "
+        f"setting `{s.noise_setting}`'s final test accuracy over its {t.noise_n} seeds "
+        f"(sd {sd} points). Two single runs then differ by noise alone by up to about "
+        f"2·√2·sd = {margin} points (95%, normal). **Reproduced** when batch {s.reference} has "
+        f"the highest tuned validation accuracy and leads the runner-up by more than that margin; "
+        f"**contradicted** when another batch size beats it by more; **inconclusive** otherwise.",
+        "",
+        f"Verdict: **{t.verdict}**. Highest tuned validation accuracy: batch "
+        f"{t.winner if t.winner is not None else '—'}; {t.reason}.",
+        "",
+    ]
+    if figure is not None:
+        out += [f"![lr tuned per batch size]({os.path.relpath(figure, report.parent)})", ""]
+    return out
+
+
 def figures_section(plan: Plan, paths: dict[str, Path], report: Path) -> list[str]:
     out = ["## Figures", ""]
     for name, path in paths.items():
+        if name not in plan.spec.figures:
+            continue  # drawn in its own section
         rel = os.path.relpath(path, report.parent)
         out += [f"![{plan.spec.figures[name].title}]({rel})", ""]
     return out
@@ -291,7 +375,11 @@ def machine_section(plan: Plan, records: Records) -> list[str]:
 
 
 def render(
-    plan: Plan, records: Records, results: list[ClaimResult], figures: dict[str, Path]
+    plan: Plan,
+    records: Records,
+    results: list[ClaimResult],
+    figures: dict[str, Path],
+    tuned: TunedResult | None = None,
 ) -> str:
     """The whole report as Markdown."""
     path = plan.report_path
@@ -306,10 +394,12 @@ def render(
         "the thresholds come from the `findings:` spec.",
         "",
     ]
-    lines += summary(results)
+    lines += summary(results, tuned)
     lines += rules(plan)
     for i, r in enumerate(results, 1):
         lines += claim_section(i, r)
+    if tuned is not None:
+        lines += tuned_section(tuned, figures.get(TUNED_FIGURE), path)
     lines += figures_section(plan, figures, path)
     lines += settings_section(plan, records)
     lines += runs_section(plan, records)
@@ -317,18 +407,21 @@ def render(
     return "\n".join(lines)
 
 
-def write_report(plan: Plan, records: Records) -> Path:
+def write_report(plan: Plan, records: Records, tuned: TunedResult | None = None) -> Path:
     """Judge the claims, draw the figures and write the report.
 
     Args:
         plan: the plan (spec, mode, report path).
         records: the runs read from MLflow by `findings.store.collect`.
+        tuned: the lr-by-batch study read back by `findings.tuned.read`, if the spec has one.
     Returns:
         The report's path; figures go to the folder of the same name beside it.
     """
     path = plan.report_path
     path.parent.mkdir(parents=True, exist_ok=True)
     figures = draw_all(plan, records, path.with_suffix(""))
+    if tuned is not None:
+        figures[TUNED_FIGURE] = tuned_figure(tuned, path.with_suffix("") / f"{TUNED_FIGURE}.png")
     results = evaluate_claims(plan, records)
-    path.write_text(render(plan, records, results, figures))
+    path.write_text(render(plan, records, results, figures, tuned))
     return path

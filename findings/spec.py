@@ -10,7 +10,7 @@ naming the file, the key path, the value and what is allowed.
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +26,7 @@ from harness.config import (
     validation_message,
 )
 from harness.errors import UserError
+from harness.sweep_spec import PrunerSpec
 from harness.yamlio import read_yaml
 
 # Per-run numbers a claim can be about; all but n_params are accuracies in percent.
@@ -123,6 +124,45 @@ class Quick(Section):
     report: Str = "reports/findings_quick.md"
 
 
+class TunedQuick(Section):
+    """`--quick` for the lr-by-batch study: a smaller grid and hold-out (another study name)."""
+
+    batch_sizes: list[Int] = Field([64, 128], min_length=2)
+    lrs: list[Annotated[Float, Field(gt=0)]] = Field([0.05, 0.1], min_length=1)
+    val_size: Int = Field(500, ge=1)
+
+
+class TunedLr(Section):
+    """Is `reference` still the best batch size once the learning rate is tuned per batch size?
+
+    A grid study over `batch_sizes` x `lrs` at `setting`'s other values, run by the sweep (its
+    storage, validation hold-out and objective from the `sweep:` section): each batch size's best
+    lr is chosen on validation accuracy, never on the test set. The tuned batch sizes are then
+    compared with a margin for run-to-run noise, taken from the spread over seeds of
+    `noise_setting`'s final test accuracy (one 10k-image evaluation, like one validation score).
+    """
+
+    question: Str
+    study_name: Str = "findings-lr-by-batch"
+    setting: Str = "file3"
+    reference: Int = 128
+    batch_sizes: list[Int] = Field(min_length=2)
+    lrs: list[Annotated[Float, Field(gt=0)]] = Field(min_length=1)
+    pruners: list[PrunerSpec] = []  # only to stop hopeless trials: a pruned point is not compared
+    noise_setting: Str = "file3"
+    quick: TunedQuick = TunedQuick()
+
+    @model_validator(mode="after")
+    def _reference_in_grid(self) -> "TunedLr":
+        grids = (("batch_sizes", self.batch_sizes), ("quick.batch_sizes", self.quick.batch_sizes))
+        for where, sizes in grids:
+            if self.reference not in sizes:
+                raise ValueError(f"reference {self.reference} must be one of {where} {sizes}")
+            if len(set(sizes)) != len(sizes):
+                raise ValueError(f"{where} {sizes} has duplicates")
+        return self
+
+
 class FindingsSpec(Section):
     """The whole `findings:` section."""
 
@@ -134,6 +174,7 @@ class FindingsSpec(Section):
     settings: dict[Str, Setting] = Field(min_length=1)
     claims: dict[Str, Claim] = Field(min_length=1)
     figures: dict[Str, Figure] = {}
+    tuned_lr: TunedLr | None = None  # the view the seed could not take (see TunedLr)
 
 
 class SpecFile(Section):
@@ -181,6 +222,9 @@ def _check_all_keys(raw: dict[str, Any], where: str) -> None:
     body = raw.get("findings")
     if not isinstance(body, dict):
         return
+    tuned = body.get("tuned_lr")
+    if isinstance(tuned, dict):
+        check_keys(tuned, TunedLr, where, "findings.tuned_lr.")
     for section, model in (("settings", Setting), ("claims", Claim), ("figures", Figure)):
         items = body.get(section)
         for name, item in items.items() if isinstance(items, dict) else []:
@@ -226,6 +270,11 @@ def _check_references(spec: FindingsSpec, where: str) -> None:
         for s in fig.settings:
             if s not in spec.settings:
                 raise _unknown(where, f"findings.figures.{name}.settings", s, known, "setting")
+    if spec.tuned_lr is not None:
+        for key in ("setting", "noise_setting"):
+            s = getattr(spec.tuned_lr, key)
+            if s not in spec.settings:
+                raise _unknown(where, f"findings.tuned_lr.{key}", s, known, "setting")
 
 
 def setting_overrides(spec: FindingsSpec, name: str, quick: bool) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def work(
         gate.acquire()
         try:
             finished = count(study)
-            if finished >= spec.n_trials:
+            if finished >= spec.n_trials or grid_done(study):
                 return
             if finished + in_flight(study, spec.heartbeat.grace_period) >= spec.n_trials:
                 gate.release()
@@ -117,6 +117,13 @@ def work(
             say(f"trial {objective.last[0]} was declared dead while running; it runs again")
         finally:
             gate.release()
+
+
+def grid_done(study: optuna.Study) -> bool:
+    """A grid study whose every point has ended (a failed point counts: the grid sampler would
+    only repeat points, so a diverged one can never be made up by a new trial)."""
+    sampler = study.sampler
+    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
 
 
 def _lost(study: optuna.Study, objective: Objective, recovery: Recovery) -> bool:

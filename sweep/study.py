@@ -21,7 +21,7 @@ from harness.device import resolve_device
 from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
 from harness.urls import masked, scrub
-from sweep.loop import FINISHED, StartGate, count, work
+from sweep.loop import FINISHED, StartGate, count, grid_done, work
 from sweep.objective import Objective, SweepData
 from sweep.pruning import build_pruner
 from sweep.recovery import Recovery
@@ -161,6 +161,9 @@ def run_sweep(
         print(line, flush=True)
     if done >= spec.n_trials:
         print("nothing to do: the study already has its trials (raise N_TRIALS for more)")
+        return study
+    if grid_done(study):
+        print("nothing to do: every point of the grid has been tried")
         return study
     if not study.trials:  # a new study: the baseline to beat first, then any fixed trials
         if spec.enqueue_baseline:

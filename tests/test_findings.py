@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
@@ -17,6 +18,7 @@ from findings.cli import main
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
 from findings.stats import estimate, verdict
+from findings.tuned import Point, best_by_validation, judge, study_spec
 from harness.config import parse_overrides
 from tests.conftest import DATA_ROOT, REPO
 
@@ -56,7 +58,15 @@ findings:
       {{kind: interval, title: batch, metric: best_test_acc, settings: [file1, file3], x: batch_size}}
     test_curves: {{kind: curves, title: curves, metric: test_acc, settings: [file1, file3]}}
     gap: {{kind: interval, title: gap, metric: gap, settings: [file1, file3, file3_no_aug]}}
+  tuned_lr:
+    question: "Is batch 64 the best with the lr tuned per batch size?"
+    setting: file3
+    reference: 64
+    batch_sizes: [64, 128]
+    lrs: [0.1]
+    quick: {{batch_sizes: [32, 64], lrs: [0.05, 10.0], val_size: 200}}
 """
+TUNED_STUDY = "findings-lr-by-batch-quick"
 CLAIMS = ("file1_overfits", "augmentation_helps")
 FIGURES = ("batch_size", "test_curves", "gap")
 
@@ -85,6 +95,10 @@ def _findings(tmp, *args: str) -> subprocess.CompletedProcess:
         timeout=600,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _tuned_study(tmp) -> optuna.Study:
+    return optuna.load_study(study_name=TUNED_STUDY, storage=f"sqlite:///{tmp}/runs/optuna.db")
 
 
 def _runs(tmp) -> list:
@@ -124,6 +138,9 @@ def test_a_rerun_trains_nothing_and_a_lost_run_is_trained_again(quick):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "trained 0, skipped 6 finished" in again.stdout
     assert len(_runs(tmp)) == len(runs) == 6
+    # the lr-by-batch grid: every point ended (two of them failed), so nothing runs again
+    assert "nothing to do: every point of the grid has been tried" in again.stdout
+    assert len(_tuned_study(tmp).trials) == 4
 
     lost = next(r for r in runs if r.data.tags["finding_setting"] == "file3")
     MlflowClient(f"sqlite:///{tmp}/mlflow.db").delete_run(lost.info.run_id)
@@ -178,6 +195,60 @@ def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
     )
     assert row in text, row
     assert "## Machine, versions, time" in text and "epoch_seconds" in text
+
+
+def test_lr_tuned_per_batch_size_is_a_grid_study_read_back_into_the_report(quick):
+    tmp, first, _ = quick
+    assert "the lr-by-batch-size study" in first.stdout
+    trials = _tuned_study(tmp).trials
+    state = {(t.params["batch_size"], t.params["optimizer.lr"]): t.state.name for t in trials}
+    assert state == {
+        (32, 0.05): "COMPLETE",
+        (64, 0.05): "COMPLETE",
+        (32, 10.0): "FAIL",  # diverged: the grid ends without it, it is never compared
+        (64, 10.0): "FAIL",
+    }
+    # one MLflow run per trial, in the study's own experiment on the findings' store
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    exp = client.get_experiment_by_name(TUNED_STUDY)
+    runs = client.search_runs([exp.experiment_id], "tags.trial_number != ''")
+    assert sorted(int(r.data.tags["trial_number"]) for r in runs) == [0, 1, 2, 3]
+    assert all(r.data.params["data.train_subset"] == "500" for r in runs)
+
+    r = _findings(tmp, "--report-only")
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp / "reports" / "findings_quick.md").read_text()
+    head = next(ln for ln in text.splitlines() if ln.startswith("## With the learning rate"))
+    assert any(v in head for v in ("reproduced", "contradicted", "inconclusive"))
+    for t in trials:
+        if t.state.name == "COMPLETE":  # the study's own number, bold as its batch size's best
+            assert f"| {t.params['batch_size']} | **{t.value:.2f}** | failed |" in text
+            row = f"| {t.params['batch_size']} | 0.05 | {t.value:.3f} | {t.user_attrs['test_acc']:.2f} "
+            assert row in text
+    assert "](findings_quick/tuned_lr.png)" in text
+    assert (tmp / "reports" / "findings_quick" / "tuned_lr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _point(b: int, lr: float, val: float | None, test: float | None = None) -> Point:
+    state = "COMPLETE" if val is not None else "PRUNED"
+    return Point(b, lr, state, val, test, None, None)
+
+
+def test_each_batch_size_takes_its_best_lr_by_validation_never_by_test():
+    points = [
+        _point(64, 0.05, 98.0, test=99.5),  # best test, worse validation: not chosen
+        _point(64, 0.1, 98.4, test=99.0),
+        _point(64, 0.2, None),  # pruned: never compared
+        _point(128, 0.1, 98.6, test=98.0),
+    ]
+    best = best_by_validation(points)
+    assert {b: p.lr for b, p in best.items()} == {64: 0.1, 128: 0.1}
+    # reference 128 leads by 0.2: beyond a 0.1 margin, within a 0.3 one
+    assert judge(best, 128, 0.1)[1:2] == ("reproduced",)
+    assert judge(best, 128, 0.3)[1] == "inconclusive"
+    assert judge(best, 64, 0.1)[:2] == (128, "contradicted")
+    assert judge(best, 128, float("nan"))[1] == "inconclusive"  # no noise estimate
+    assert judge({128: best[128]}, 128, 0.1)[1] == "inconclusive"  # nothing to compare with
 
 
 def test_quick_and_full_runs_never_share_a_config_hash(experiments, tmp_path):
@@ -253,3 +324,6 @@ def test_the_shipped_spec_loads_and_plans_every_claim(experiments):
         plan.jobs[(s, 1)].cfg.batch_size for s in spec.claims["batch_128_sweet_spot"].settings
     }
     assert batches == {32, 64, 128, 256, 512}
+    grid = study_spec(plan, experiments)  # item 3: chosen on the sweep's validation hold-out
+    assert grid.n_trials == 25 and grid.sampler.name == "grid" and not grid.enqueue_baseline
+    assert grid.objective.metric == "val_acc" and grid.val_size == 10000

@@ -1,0 +1,238 @@
+"""The view the seed could not take: every batch size with its own tuned learning rate.
+
+One grid study (batch size x lr) at a setting's other values, run by the sweep exactly as
+`make sweep` runs a study: the `sweep:` section's storage, validation hold-out and objective, one
+MLflow experiment named after the study with a run per trial. Each batch size's lr is chosen on
+validation accuracy; test accuracy is only reported. The tuned batch sizes are then compared
+with a margin for run-to-run noise (see `judge`).
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from findings.plan import Plan
+from findings.spec import TunedLr, setting_overrides
+from findings.stats import estimate
+from findings.store import RunRecord
+from harness.config import Experiments, deep_merge
+from harness.sweep_spec import SweepSpec
+from harness.urls import masked
+from sweep.storage import storage_url
+
+Records = dict[tuple[str, int], RunRecord]
+NOISE_Z = 2.0  # margin = NOISE_Z * sqrt(2) * sd: ~95% for the difference of two single runs
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point as the study holds it (state `missing` when it has no trial yet)."""
+
+    batch_size: int
+    lr: float
+    state: str
+    val_acc: float | None  # the study's objective value (COMPLETE trials only)
+    test_acc: float | None  # reported, never used to choose
+    trial: int | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class TunedResult:
+    """The grid, each batch size's best lr (by validation) and the verdict on `reference`."""
+
+    spec: TunedLr
+    study_name: str
+    storage: str  # masked
+    objective: str  # e.g. "final val_acc"
+    val_size: int
+    points: list[Point]
+    best: dict[int, Point]  # batch size -> its best COMPLETE point by validation accuracy
+    noise_sd: float
+    noise_n: int
+    margin: float
+    winner: int | None
+    verdict: str
+    reason: str
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return sorted({p.batch_size for p in self.points})
+
+    @property
+    def lrs(self) -> list[float]:
+        return sorted({p.lr for p in self.points})
+
+
+def grid(spec: TunedLr, quick: bool) -> tuple[list[int], list[float]]:
+    """The batch sizes and learning rates of the study in this mode."""
+    q = spec.quick
+    return (list(q.batch_sizes), list(q.lrs)) if quick else (list(spec.batch_sizes), list(spec.lrs))
+
+
+def study_spec(plan: Plan, experiments: Experiments) -> SweepSpec:
+    """The `sweep:` section (storage, hold-out, objective, heartbeats) turned into the grid study."""
+    t = plan.spec.tuned_lr
+    assert t is not None
+    sizes, lrs = grid(t, plan.quick)
+    data: dict[str, Any] = experiments.resolve_sweep().model_dump()
+    data |= {
+        "study_name": t.study_name + ("-quick" if plan.quick else ""),
+        "workers": 1,
+        "base_experiment": plan.spec.settings[t.setting].experiment,
+        "n_trials": len(sizes) * len(lrs),
+        "sampler": {"name": "grid", "seed": 0, "args": {}},
+        "pruners": [p.model_dump() for p in t.pruners],
+        "enqueue_baseline": False,
+        "enqueue": [],
+        "space": {
+            "batch_size": {"type": "categorical", "choices": sizes},
+            "optimizer.lr": {"type": "categorical", "choices": lrs},
+        },
+        "show_epochs": False,
+        "evaluate_test": True,
+        "log_models": False,
+        "mlflow_experiment": None,  # the study's name
+    }
+    if plan.quick:
+        data["val_size"] = t.quick.val_size
+    return SweepSpec.model_validate(data)
+
+
+def fixed_overrides(plan: Plan, spec: SweepSpec) -> dict[str, Any]:
+    """Every trial's overrides: the setting's (and quick's), tracked on the findings' store in the
+    study's own MLflow experiment."""
+    t = plan.spec.tuned_lr
+    assert t is not None
+    where = plan.tracking_overrides(spec.mlflow_experiment or spec.study_name)
+    return deep_merge(setting_overrides(plan.spec, t.setting, plan.quick), where)
+
+
+def run(plan: Plan, experiments: Experiments) -> None:
+    """Run (or resume) the grid study until every point has ended; prints the sweep's lines."""
+    from sweep.study import run_sweep
+
+    spec = study_spec(plan, experiments)
+    run_sweep(experiments, spec, fixed_overrides(plan, spec))
+
+
+def _load(spec: SweepSpec) -> optuna.Study | None:
+    url = storage_url(spec)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None  # never created: do not create an empty database just to read it
+    try:
+        return optuna.load_study(study_name=spec.study_name, storage=url)
+    except KeyError:
+        return None
+
+
+def read_points(spec: SweepSpec) -> list[Point]:
+    """Every grid point with what the study holds for it (its latest trial, if several)."""
+    sizes = spec.space["batch_size"].choices or []
+    lrs = spec.space["optimizer.lr"].choices or []
+    study = _load(spec)
+    trials = study.get_trials(deepcopy=False) if study else []
+    latest = {}
+    for t in trials:
+        if "batch_size" in t.params and "optimizer.lr" in t.params:
+            key = (t.params["batch_size"], float(t.params["optimizer.lr"]))
+            if t.state != optuna.trial.TrialState.FAIL or key not in latest:
+                latest[key] = t  # a COMPLETE/PRUNED retry wins over an earlier failure
+    points = []
+    for b in sizes:
+        for lr in lrs:
+            t = latest.get((b, float(lr)))
+            complete = t is not None and t.state == optuna.trial.TrialState.COMPLETE
+            points.append(
+                Point(
+                    batch_size=b,
+                    lr=float(lr),
+                    state=t.state.name if t else "missing",
+                    val_acc=float(t.value) if complete else None,
+                    test_acc=t.user_attrs.get("test_acc") if complete else None,
+                    trial=t.number if t else None,
+                    run_id=t.user_attrs.get("mlflow_run_id") if t else None,
+                )
+            )
+    return points
+
+
+def best_by_validation(points: list[Point]) -> dict[int, Point]:
+    """Each batch size's completed point with the highest validation accuracy (test accuracy
+    plays no part; a tie keeps the smaller lr)."""
+    best: dict[int, Point] = {}
+    for p in sorted(points, key=lambda p: p.lr):
+        if p.val_acc is not None and (
+            p.batch_size not in best or p.val_acc > (best[p.batch_size].val_acc or -math.inf)
+        ):
+            best[p.batch_size] = p
+    return best
+
+
+def judge(best: dict[int, Point], reference: int, margin: float) -> tuple[int | None, str, str]:
+    """The verdict on "`reference` is the best batch size" with each batch size's lr tuned.
+
+    Reproduced: `reference` has the highest tuned validation accuracy and leads the runner-up by
+    more than `margin`. Contradicted: another batch size beats it by more than `margin`.
+    Inconclusive: otherwise (within the noise, a batch size without a completed point, or no
+    noise estimate).
+    Returns:
+        (the batch size with the highest tuned accuracy or None, verdict, one-line reason).
+    """
+    if len(best) < 2 or reference not in best:
+        return None, "inconclusive", "fewer than two batch sizes (or not the reference) completed"
+    ranked = sorted(best.values(), key=lambda p: p.val_acc or -math.inf, reverse=True)
+    top, ref = ranked[0], best[reference]
+    if math.isnan(margin):
+        return top.batch_size, "inconclusive", "no noise estimate (fewer than two seeds)"
+    if top.batch_size == reference:
+        lead = (ref.val_acc or 0.0) - (ranked[1].val_acc or 0.0)
+        if lead > margin:
+            return reference, "reproduced", f"leads by {lead:.3f} > margin {margin:.3f}"
+        return reference, "inconclusive", f"leads by only {lead:.3f} <= margin {margin:.3f}"
+    gap = (top.val_acc or 0.0) - (ref.val_acc or 0.0)
+    if gap > margin:
+        return top.batch_size, "contradicted", f"{top.batch_size} leads by {gap:.3f} > {margin:.3f}"
+    return top.batch_size, "inconclusive", f"{top.batch_size} leads by only {gap:.3f}"
+
+
+def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult | None:
+    """The study read back and judged, or None when the spec has no `tuned_lr`.
+
+    Args:
+        plan, experiments: as for the claims.
+        records: the claims' runs, for the noise estimate (`noise_setting`'s seeds).
+    """
+    t = plan.spec.tuned_lr
+    if t is None:
+        return None
+    spec = study_spec(plan, experiments)
+    points = read_points(spec)
+    best = best_by_validation(points)
+    noise = estimate(
+        [
+            r.values["final_test_acc"]
+            for (s, _), r in sorted(records.items())
+            if s == t.noise_setting
+        ]
+    )
+    margin = NOISE_Z * math.sqrt(2.0) * noise.sd if noise.n >= 2 else math.nan
+    winner, verdict, reason = judge(best, t.reference, margin)
+    return TunedResult(
+        spec=t,
+        study_name=spec.study_name,
+        storage=masked(storage_url(spec)),
+        objective=f"{spec.objective.reduce} {spec.objective.metric}",
+        val_size=spec.val_size,
+        points=points,
+        best=best,
+        noise_sd=noise.sd,
+        noise_n=noise.n,
+        margin=margin,
+        winner=winner,
+        verdict=verdict,
+        reason=reason,
+    )
