@@ -104,6 +104,28 @@ def quick_banner(plan: Plan) -> list[str]:
     ]
 
 
+def incomplete_banner(plan: Plan, records: Records, tuned: TunedResult | None) -> list[str]:
+    """A warning on top while planned runs or grid points are missing (empty when none are)."""
+    planned = {j.config_hash for j in plan.unique_jobs()}
+    done = {r.config_hash for r in records.values()} & planned
+    open_points = (
+        [p for p in tuned.points if p.state in ("missing", "RUNNING", "WAITING")] if tuned else []
+    )
+    if len(done) == len(planned) and not open_points:
+        return []
+    grid = (
+        f" and {len(tuned.points) - len(open_points)} of {len(tuned.points)} points of the lr grid"
+        if tuned
+        else ""
+    )
+    return [
+        f"> **INCOMPLETE: {len(done)} of {len(planned)} planned runs{grid} have finished.** "
+        "Verdicts below use only the seeds that exist, and a claim missing runs says which. "
+        "Run `make findings` again: it trains only what is missing.",
+        "",
+    ]
+
+
 def rules(plan: Plan) -> list[str]:
     pct = f"{LEVEL:.0%}"
     metrics = "\n".join(f"- `{m}`: {text}" for m, text in METRIC_MEANING.items())
@@ -386,6 +408,7 @@ def render(
     mode = "quick" if plan.quick else "full"
     runs = len({r.run_id for r in records.values()})
     lines = quick_banner(plan) if plan.quick else []
+    lines += incomplete_banner(plan, records, tuned)
     lines += [
         f"# Findings: the seed's claims over seeds ({mode})",
         "",

@@ -160,6 +160,7 @@ def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
     text = (tmp / "reports" / "findings_quick.md").read_text()
     first = text.splitlines()[0]
     assert "QUICK MODE" in first and "not verdicts" in first
+    assert "INCOMPLETE" not in text  # every run and grid point has ended
 
     for i, cid in enumerate(CLAIMS, 1):
         heads = [ln for ln in text.splitlines() if ln.startswith(f"## Claim {i} `{cid}`: ")]
@@ -227,6 +228,17 @@ def test_lr_tuned_per_batch_size_is_a_grid_study_read_back_into_the_report(quick
             assert row in text
     assert "](findings_quick/tuned_lr.png)" in text
     assert (tmp / "reports" / "findings_quick" / "tuned_lr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_report_before_any_run_says_it_is_incomplete(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    r = _findings(tmp_path, "--report-only")
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp_path / "reports" / "findings_quick.md").read_text()
+    assert "INCOMPLETE: 0 of 6 planned runs and 0 of 4 points of the lr grid" in text
+    heads = [ln for ln in text.splitlines() if ln.startswith(("## Claim", "## With the"))]
+    assert len(heads) == 3 and all(h.endswith("**inconclusive**") for h in heads)
+    assert not (tmp_path / "runs" / "optuna.db").exists()  # reading made no study database
 
 
 def _point(b: int, lr: float, val: float | None, test: float | None = None) -> Point:
