@@ -297,6 +297,12 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
         f"{t.winner if t.winner is not None else '—'}; {t.reason}.",
         "",
     ]
+    ended = [p for p in t.points if p.seconds > 0]
+    out += [
+        f"The grid's {len(ended)} ended trials took {duration(sum(p.seconds for p in ended))} "
+        "in all (sum of Optuna's trial start-to-end times).",
+        "",
+    ]
     if figure is not None:
         out += [f"![lr tuned per batch size]({os.path.relpath(figure, report.parent)})", ""]
     return out

@@ -38,6 +38,7 @@ class Point:
     test_acc: float | None  # reported, never used to choose
     trial: int | None
     run_id: str | None
+    seconds: float = 0.0  # the trial's wall time, start to end (0 while it has not ended)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,12 @@ def _load(spec: SweepSpec) -> optuna.Study | None:
         return None
 
 
+def _seconds(t: optuna.trial.FrozenTrial | None) -> float:
+    if t is None or t.datetime_start is None or t.datetime_complete is None:
+        return 0.0
+    return (t.datetime_complete - t.datetime_start).total_seconds()
+
+
 def read_points(spec: SweepSpec) -> list[Point]:
     """Every grid point with what the study holds for it (its latest trial, if several)."""
     sizes = spec.space["batch_size"].choices or []
@@ -155,6 +162,7 @@ def read_points(spec: SweepSpec) -> list[Point]:
                     test_acc=t.user_attrs.get("test_acc") if complete else None,
                     trial=t.number if t else None,
                     run_id=t.user_attrs.get("mlflow_run_id") if t else None,
+                    seconds=_seconds(t),
                 )
             )
     return points
