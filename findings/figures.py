@@ -37,6 +37,17 @@ def _label(plan: Plan, records: Records, fig: Figure, setting: str) -> str:
     return str(plan.jobs[(setting, seed)].cfg.flat()[fig.x])
 
 
+def _save(f, ax, path: Path) -> Path:
+    """Every figure's finish: grid, a legend when lines are labelled, written as PNG, closed."""
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    f.tight_layout()
+    f.savefig(path, dpi=110)
+    plt.close(f)
+    return path
+
+
 def interval_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path:
     """Per setting: each seed's value, and the mean with its 95% interval as an error bar."""
     f, ax = plt.subplots(figsize=(7, 4.5))
@@ -66,11 +77,7 @@ def interval_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Pa
     ax.set_xlabel(fig.x or "setting")
     ax.set_ylabel(fig.metric)
     ax.set_title(fig.title + "\n(grey: seeds; blue: mean with 95% t-interval)", fontsize=10)
-    ax.grid(alpha=0.3)
-    f.tight_layout()
-    f.savefig(path, dpi=110)
-    plt.close(f)
-    return path
+    return _save(f, ax, path)
 
 
 def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path:
@@ -100,13 +107,7 @@ def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path
     ax.set_xlabel("epoch")
     ax.set_ylabel(fig.metric)
     ax.set_title(fig.title + "\n(mean over seeds, band: 95% t-interval)", fontsize=10)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    f.tight_layout()
-    f.savefig(path, dpi=110)
-    plt.close(f)
-    return path
+    return _save(f, ax, path)
 
 
 def tuned_figure(result: "TunedResult", path: Path) -> Path:
@@ -137,13 +138,7 @@ def tuned_figure(result: "TunedResult", path: Path) -> Path:
         "(ringed: each batch size's best lr; pruned and failed points left out)",
         fontsize=10,
     )
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    f.tight_layout()
-    f.savefig(path, dpi=110)
-    plt.close(f)
-    return path
+    return _save(f, ax, path)
 
 
 def draw_all(plan: Plan, records: Records, folder: Path) -> dict[str, Path]:

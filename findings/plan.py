@@ -49,6 +49,17 @@ class Job:
     config_hash: str
 
 
+def _tracking(uri: str, artifact_root: str, experiment: str) -> dict[str, Any]:
+    return {
+        "tracking": {
+            "uri": uri,
+            "artifact_root": artifact_root,
+            "experiment": experiment,
+            "enabled": True,
+        }
+    }
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every (setting, seed) the claims and figures need, resolved, plus where runs are tracked."""
@@ -70,14 +81,9 @@ class Plan:
     def tracking_overrides(self, experiment: str | None = None) -> dict[str, Any]:
         """Config overrides that track a run on the findings' store, in MLflow experiment
         `experiment` (default: the findings experiment)."""
-        return {
-            "tracking": {
-                "uri": self.tracking_uri,
-                "artifact_root": self.artifact_root,
-                "experiment": experiment or self.spec.mlflow_experiment,
-                "enabled": True,
-            }
-        }
+        return _tracking(
+            self.tracking_uri, self.artifact_root, experiment or self.spec.mlflow_experiment
+        )
 
     def seeds(self, claim: Claim) -> list[int]:
         """The seeds a claim is judged on: quick's in quick mode, else its own or the section's."""
@@ -129,7 +135,7 @@ def build_plan(
         for s in fig.settings:
             wanted.setdefault(s, set(all_seeds))
 
-    forced = Plan(spec, quick, {}, uri, root).tracking_overrides()
+    forced = _tracking(uri, root, spec.mlflow_experiment)
     jobs: dict[tuple[str, int], Job] = {}
     for name in spec.settings:  # keeps the section's order
         if name not in wanted:

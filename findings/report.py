@@ -311,8 +311,6 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
 def figures_section(plan: Plan, paths: dict[str, Path], report: Path) -> list[str]:
     out = ["## Figures", ""]
     for name, path in paths.items():
-        if name not in plan.spec.figures:
-            continue  # drawn in its own section
         rel = os.path.relpath(path, report.parent)
         out += [f"![{plan.spec.figures[name].title}]({rel})", ""]
     return out
@@ -408,6 +406,7 @@ def render(
     results: list[ClaimResult],
     figures: dict[str, Path],
     tuned: TunedResult | None = None,
+    tuned_png: Path | None = None,
 ) -> str:
     """The whole report as Markdown."""
     path = plan.report_path
@@ -428,7 +427,7 @@ def render(
     for i, r in enumerate(results, 1):
         lines += claim_section(i, r)
     if tuned is not None:
-        lines += tuned_section(tuned, figures.get(TUNED_FIGURE), path)
+        lines += tuned_section(tuned, tuned_png, path)
     lines += figures_section(plan, figures, path)
     lines += settings_section(plan, records)
     lines += runs_section(plan, records)
@@ -449,8 +448,9 @@ def write_report(plan: Plan, records: Records, tuned: TunedResult | None = None)
     path = plan.report_path
     path.parent.mkdir(parents=True, exist_ok=True)
     figures = draw_all(plan, records, path.with_suffix(""))
+    tuned_png = None
     if tuned is not None:
-        figures[TUNED_FIGURE] = tuned_figure(tuned, path.with_suffix("") / f"{TUNED_FIGURE}.png")
+        tuned_png = tuned_figure(tuned, path.with_suffix("") / f"{TUNED_FIGURE}.png")
     results = evaluate_claims(plan, records)
-    path.write_text(render(plan, records, results, figures, tuned))
+    path.write_text(render(plan, records, results, figures, tuned, tuned_png))
     return path

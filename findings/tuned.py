@@ -21,7 +21,7 @@ from findings.store import RunRecord
 from harness.config import Experiments, deep_merge
 from harness.sweep_spec import SweepSpec
 from harness.urls import masked
-from sweep.storage import storage_url
+from sweep.storage import open_storage, storage_url
 
 Records = dict[tuple[str, int], RunRecord]
 NOISE_Z = 2.0  # margin = NOISE_Z * sqrt(2) * sd: ~95% for the difference of two single runs
@@ -125,7 +125,7 @@ def _load(spec: SweepSpec) -> optuna.Study | None:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None  # never created: do not create an empty database just to read it
     try:
-        return optuna.load_study(study_name=spec.study_name, storage=url)
+        return optuna.load_study(study_name=spec.study_name, storage=open_storage(spec))
     except KeyError:
         return None
 
