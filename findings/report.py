@@ -104,20 +104,25 @@ def quick_banner(plan: Plan) -> list[str]:
     ]
 
 
+OPEN_STATES = ("missing", "RUNNING", "WAITING")  # a grid point still to be run
+FINISHED_STATES = ("COMPLETE", "PRUNED")  # a grid point with a result (FAIL has none)
+
+
 def incomplete_banner(plan: Plan, records: Records, tuned: TunedResult | None) -> list[str]:
     """A warning on top while planned runs or grid points are missing (empty when none are)."""
     planned = {j.config_hash for j in plan.unique_jobs()}
     done = {r.config_hash for r in records.values()} & planned
-    open_points = (
-        [p for p in tuned.points if p.state in ("missing", "RUNNING", "WAITING")] if tuned else []
-    )
+    points = tuned.points if tuned else []
+    open_points = [p for p in points if p.state in OPEN_STATES]
     if len(done) == len(planned) and not open_points:
         return []
-    grid = (
-        f" and {len(tuned.points) - len(open_points)} of {len(tuned.points)} points of the lr grid"
-        if tuned
-        else ""
-    )
+    grid = ""
+    if tuned:
+        finished = sum(p.state in FINISHED_STATES for p in points)
+        failed = sum(p.state == "FAIL" for p in points)
+        grid = f" and {finished} of {len(points)} points of the lr grid" + (
+            f" ({failed} failed)" if failed else ""
+        )
     return [
         f"> **INCOMPLETE: {len(done)} of {len(planned)} planned runs{grid} have finished.** "
         "Verdicts below use only the seeds that exist, and a claim missing runs says which. "
@@ -297,9 +302,9 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
         f"{t.winner if t.winner is not None else '—'}; {t.reason}.",
         "",
     ]
-    ended = [p for p in t.points if p.seconds > 0]
+    ended = [p for p in t.points if p.state in FINISHED_STATES]
     out += [
-        f"The grid's {len(ended)} ended trials took {duration(sum(p.seconds for p in ended))} "
+        f"The grid's {len(ended)} finished trials took {duration(sum(p.seconds for p in ended))} "
         "in all (sum of Optuna's trial start-to-end times).",
         "",
     ]

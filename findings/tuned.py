@@ -144,10 +144,12 @@ def read_points(spec: SweepSpec) -> list[Point]:
     trials = study.get_trials(deepcopy=False) if study else []
     latest = {}
     for t in trials:
-        if "batch_size" in t.params and "optimizer.lr" in t.params:
-            key = (t.params["batch_size"], float(t.params["optimizer.lr"]))
+        # a queued (WAITING) trial has no params yet, only the ones it was enqueued with
+        params = t.params or t.system_attrs.get("fixed_params", {})
+        if "batch_size" in params and "optimizer.lr" in params:
+            key = (params["batch_size"], float(params["optimizer.lr"]))
             if t.state != optuna.trial.TrialState.FAIL or key not in latest:
-                latest[key] = t  # a COMPLETE/PRUNED retry wins over an earlier failure
+                latest[key] = t  # a retry (queued, running or ended) wins over an earlier failure
     points = []
     for b in sizes:
         for lr in lrs:

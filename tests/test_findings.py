@@ -241,6 +241,39 @@ def test_a_report_before_any_run_says_it_is_incomplete(tmp_path):
     assert not (tmp_path / "runs" / "optuna.db").exists()  # reading made no study database
 
 
+def test_a_queued_retry_reads_queued_and_a_failed_point_is_not_counted_finished(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    (tmp_path / "runs").mkdir()
+    study = optuna.create_study(
+        study_name=TUNED_STUDY, storage=f"sqlite:///{tmp_path}/runs/optuna.db", direction="maximize"
+    )
+    dists = {
+        "batch_size": optuna.distributions.CategoricalDistribution([32, 64]),
+        "optimizer.lr": optuna.distributions.CategoricalDistribution([0.05, 10.0]),
+    }
+
+    def add(b, lr, state, value=None):
+        params = {"batch_size": b, "optimizer.lr": lr}
+        attrs = {"test_acc": 91.0} if value else {}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=dists, value=value, state=state, user_attrs=attrs
+            )
+        )
+
+    add(32, 0.05, optuna.trial.TrialState.COMPLETE, 90.0)
+    add(32, 10.0, optuna.trial.TrialState.FAIL)  # diverged: ended, no result
+    add(64, 0.05, optuna.trial.TrialState.FAIL)  # interrupted, then queued again by hand:
+    study.enqueue_trial({"batch_size": 64, "optimizer.lr": 0.05})  # WAITING, params not yet set
+    r = _findings(tmp_path, "--report-only")
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp_path / "reports" / "findings_quick.md").read_text()
+    assert "0 of 6 planned runs and 1 of 4 points of the lr grid (1 failed) have finished" in text
+    assert "| 32 | **90.00** | failed |" in text
+    assert "| 64 | queued | — |" in text  # (64, 10.0) was never tried
+    assert "The grid's 1 finished trials took" in text
+
+
 def _point(b: int, lr: float, val: float | None, test: float | None = None) -> Point:
     state = "COMPLETE" if val is not None else "PRUNED"
     return Point(b, lr, state, val, test, None, None)
