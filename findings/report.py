@@ -274,6 +274,13 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
         row = [p for p in t.points if p.batch_size == b]
         best = t.best.get(b)
         out.append(f"| {b} | " + " | ".join(_cell(p, p is best) for p in row) + " |")
+    failed = [
+        f"batch {p.batch_size}, lr {p.lr:g}: {p.fail_reason or 'no reason recorded'}"
+        for p in t.points
+        if p.state == "FAIL"
+    ]
+    if failed:
+        out += ["", "Failed points (no result, not compared): " + "; ".join(failed) + "."]
     out += [
         "",
         "| batch size | best lr (by validation) | validation acc | test acc (reported) "

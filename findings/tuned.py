@@ -39,6 +39,7 @@ class Point:
     trial: int | None
     run_id: str | None
     seconds: float = 0.0  # the trial's wall time, start to end (0 while it has not ended)
+    fail_reason: str = ""  # why a FAIL trial failed, as the sweep recorded it (e.g. diverged)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def read_points(spec: SweepSpec) -> list[Point]:
                     trial=t.number if t else None,
                     run_id=t.user_attrs.get("mlflow_run_id") if t else None,
                     seconds=_seconds(t),
+                    fail_reason=t.user_attrs.get("fail_reason", "") if t else "",
                 )
             )
     return points

@@ -226,6 +226,7 @@ def test_lr_tuned_per_batch_size_is_a_grid_study_read_back_into_the_report(quick
             assert f"| {t.params['batch_size']} | **{t.value:.2f}** | failed |" in text
             row = f"| {t.params['batch_size']} | 0.05 | {t.value:.3f} | {t.user_attrs['test_acc']:.2f} "
             assert row in text
+    assert "batch 32, lr 10: training diverged" in text  # why a point has no result
     assert "](findings_quick/tuned_lr.png)" in text
     assert (tmp / "reports" / "findings_quick" / "tuned_lr.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -271,6 +272,7 @@ def test_a_queued_retry_reads_queued_and_a_failed_point_is_not_counted_finished(
     assert "0 of 6 planned runs and 1 of 4 points of the lr grid (1 failed) have finished" in text
     assert "| 32 | **90.00** | failed |" in text
     assert "| 64 | queued | — |" in text  # (64, 10.0) was never tried
+    assert "Failed points (no result, not compared): batch 32, lr 10: no reason recorded." in text
     assert "The grid's 1 finished trials took" in text
 
 
