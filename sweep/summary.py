@@ -5,6 +5,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import matplotlib
 import optuna
 from optuna.trial import TrialState
 
@@ -78,12 +79,15 @@ def log_study_summary(study: optuna.Study, parent: RunHandle, spec: SweepSpec) -
             parent.log_text(json.dumps(importances, indent=2), "param_importances.json")
         except (RuntimeError, ValueError) as e:
             notes.append(f"importances: {e}")
-        for name, draw in _plots(study).items():
-            try:
-                ax = draw()
-                fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
-                parent.log_figure(fig, name)
-            except (RuntimeError, ValueError) as e:
-                notes.append(f"{name}: {e}")
+        # Optuna's matplotlib plots call plt.style.use("ggplot"), which is process-wide: keep it
+        # inside this block, or every later figure in the process (the findings report's) changes.
+        with matplotlib.rc_context():
+            for name, draw in _plots(study).items():
+                try:
+                    ax = draw()
+                    fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
+                    parent.log_figure(fig, name)
+                except (RuntimeError, ValueError) as e:
+                    notes.append(f"{name}: {e}")
     if notes:
         parent.log_text("\n".join(notes) + "\n", "summary_notes.txt")

@@ -1,0 +1,49 @@
+"""The study summary on its MLflow parent run, from a real Optuna storage and MLflow store."""
+
+import matplotlib
+import optuna
+from mlflow.tracking import MlflowClient
+
+from harness.sweep_spec import SweepSpec
+from sweep.summary import log_study_summary
+from tracking import Tracker
+
+
+def _study(tmp) -> optuna.Study:
+    study = optuna.create_study(
+        study_name="s", storage=f"sqlite:///{tmp}/optuna.db", direction="maximize"
+    )
+    dists = {
+        "optimizer.lr": optuna.distributions.FloatDistribution(0.01, 1.0, log=True),
+        "batch_size": optuna.distributions.CategoricalDistribution([64, 128]),
+    }
+    for i, (lr, b) in enumerate([(0.05, 64), (0.1, 128), (0.2, 64), (0.4, 128)]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optimizer.lr": lr, "batch_size": b},
+                distributions=dists,
+                value=98.0 + i / 10,
+                intermediate_values={1: 97.0 + i / 10, 2: 98.0 + i / 10},
+            )
+        )
+    return study
+
+
+def test_the_summary_logs_its_plots_and_leaves_matplotlib_style_as_it_was(tmp_path):
+    study = _study(tmp_path)
+    spec = SweepSpec(
+        study_name="s", space={"optimizer.lr": {"type": "float", "low": 0.01, "high": 1.0}}
+    )
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "s", str(tmp_path / "artifacts"))
+    parent = tracker.start_run("study")
+    before = dict(matplotlib.rcParams)
+
+    log_study_summary(study, parent, spec)
+
+    # Optuna's plots set the ggplot style process-wide; later figures (the findings report's,
+    # drawn in the same process after its grid study) must not change look because of it
+    assert dict(matplotlib.rcParams) == before
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    arts = {a.path for a in client.list_artifacts(parent.run_id)}
+    assert {"optimization_history.png", "slice_batch_size.png", "trials.csv"} <= arts
+    assert client.get_run(parent.run_id).data.tags["best_trial"] == "3"
