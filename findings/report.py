@@ -245,6 +245,23 @@ def _cell(p: Point, best: bool) -> str:
     return f"**{p.val_acc:.2f}**" if best else f"{p.val_acc:.2f}"
 
 
+def _edge_note(t: TunedResult) -> list[str]:
+    """Batch sizes whose best lr is the grid's smallest or largest: their optimum may lie beyond
+    the grid, so their tuned score is a lower bound."""
+    if len(t.lrs) < 2:
+        return []
+    edges = {min(t.lrs): "smallest", max(t.lrs): "largest"}
+    at_edge = [(b, p.lr) for b, p in sorted(t.best.items()) if p.lr in edges]
+    if not at_edge:
+        return []
+    listed = ", ".join(f"batch {b} ({edges[lr]}, {lr:g})" for b, lr in at_edge)
+    return [
+        "",
+        f"At the grid's edge: {listed}. The best lr there may lie beyond the grid, so those "
+        "batch sizes' tuned scores are lower bounds.",
+    ]
+
+
 def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str]:
     """Item 3: each batch size with its own lr, chosen on validation; the verdict on the
     reference batch size, judged against a noise margin."""
@@ -294,6 +311,7 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
             continue
         test = "n/a" if p.test_acc is None else f"{p.test_acc:.2f}"
         out.append(f"| {b} | {p.lr:g} | {p.val_acc:.3f} | {test} | {p.trial} | {p.run_id or '—'} |")
+    out += _edge_note(t)
     sd = "n/a" if math.isnan(t.noise_sd) else f"{t.noise_sd:.3f}"
     margin = "n/a" if math.isnan(t.margin) else f"{t.margin:.3f}"
     out += [

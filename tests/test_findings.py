@@ -274,6 +274,7 @@ def test_a_queued_retry_reads_queued_and_a_failed_point_is_not_counted_finished(
     assert "| 64 | queued | — |" in text  # (64, 10.0) was never tried
     assert "Failed points (no result, not compared): batch 32, lr 10: no reason recorded." in text
     assert "The grid's 1 finished trials took" in text
+    assert "At the grid's edge: batch 32 (smallest, 0.05)." in text  # its optimum may lie below
 
 
 def _point(b: int, lr: float, val: float | None, test: float | None = None) -> Point:
