@@ -16,7 +16,7 @@ from findings.plan import HASH_IGNORED, HASH_IGNORED_PREFIXES, Plan
 from findings.spec import METRIC_MEANING
 from findings.stats import LEVEL, Estimate
 from findings.store import RunRecord
-from findings.tuned import Point, TunedResult
+from findings.tuned import FINISHED_STATES, OPEN_STATES, Point, TunedResult
 from findings.verdicts import ClaimResult, Part, evaluate_claims
 from harness.urls import masked
 
@@ -102,10 +102,6 @@ def quick_banner(plan: Plan) -> list[str]:
         "claims. Run `python -m findings` without `--quick` for the real report.",
         "",
     ]
-
-
-OPEN_STATES = ("missing", "RUNNING", "WAITING")  # a grid point still to be run
-FINISHED_STATES = ("COMPLETE", "PRUNED")  # a grid point with a result (FAIL has none)
 
 
 def incomplete_banner(plan: Plan, records: Records, tuned: TunedResult | None) -> list[str]:

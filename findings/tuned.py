@@ -27,6 +27,11 @@ Records = dict[tuple[str, int], RunRecord]
 NOISE_Z = 2.0  # margin = NOISE_Z * sqrt(2) * sd: ~95% for the difference of two single runs
 
 
+# A point's state: an Optuna TrialState name, or "missing" when the study has no trial for it.
+OPEN_STATES = ("missing", "RUNNING", "WAITING")  # still to be run
+FINISHED_STATES = ("COMPLETE", "PRUNED")  # with a result, as sweep.loop.FINISHED (FAIL has none)
+
+
 @dataclass(frozen=True)
 class Point:
     """One grid point as the study holds it (state `missing` when it has no trial yet)."""
