@@ -81,33 +81,79 @@ def _export(args: argparse.Namespace) -> None:
 def _ui(args: argparse.Namespace) -> None:
     import os
 
-    from harness.config import Experiments
     from harness.urls import masked, with_driver
 
-    cfg = Experiments(args.file).resolve(None)  # MLFLOW_TRACKING_URI, when set, wins
+    exps, spec, _ = _sweep_spec(args)
+    cfg = exps.resolve(None)  # MLFLOW_TRACKING_URI, when set, wins
     uri = cfg.tracking.uri
     artifacts = Path(cfg.tracking.artifact_root).resolve()
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {base} (store {masked(uri)}); Ctrl-C stops it", flush=True)
+    print(f"the study's runs: {base}/{_study_page(uri, spec)}", flush=True)
     cmd = [
         sys.executable,
         "-m",
         "mlflow",
-        "ui",
+        "server",
         "--artifacts-destination",
         str(artifacts),
         "--host",
         args.host,
         "--port",
         str(args.port),
+        "--workers",
+        "1",  # one browser's requests; MLflow's default of 4 took ~30 s to start on 2 cores
     ]
-    print(
-        f"MLflow UI on http://{args.host}:{args.port} (store {masked(uri)}); Ctrl-C stops it",
-        flush=True,
-    )
     # The store goes in MLflow's own variable, not on the command line, where `ps` shows any
-    # password in it to every user of the machine.
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": with_driver(uri)}
+    # password in it to every user of the machine. No job runner: it serves GenAI judges only.
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": with_driver(uri),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     os.execve(sys.executable, cmd, env)
+
+
+def _study_page(uri: str, spec) -> str:
+    """The study's runs page (a `#/...` path), or the experiments list before the first sweep."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.urls import with_driver
+    from sweep.summary import VIEW_KEY
+    from tracking.trial_runs import runs_page
+
+    try:
+        exp = MlflowClient(with_driver(uri)).get_experiment_by_name(
+            spec.mlflow_experiment or spec.study_name
+        )
+    except Exception:  # no store yet: the server creates it
+        exp = None
+    return runs_page(exp.experiment_id, VIEW_KEY) if exp else "#/experiments"
+
+
+def _dashboard(args: argparse.Namespace) -> None:
+    from harness.errors import UserError
+    from harness.urls import masked
+    from sweep.storage import open_storage, storage_url
+
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise UserError(
+            "optuna-dashboard is not installed: .venv/bin/pip install -e '.[dashboard]'"
+        ) from None
+    _, spec, _ = _sweep_spec(args)
+    storage = open_storage(spec, create=False)  # an object: the URL never reaches argv
+    base = f"http://{args.host}:{args.port}"
+    print(f"optuna-dashboard on {base} (storage {masked(storage_url(spec))}); Ctrl-C stops it")
+    try:
+        study_id = storage.get_study_id_from_name(spec.study_name)
+        print(f"the study {spec.study_name!r}: {base}/dashboard/studies/{study_id}", flush=True)
+    except KeyError:
+        print(f"no study {spec.study_name!r} yet; run `make sweep`", flush=True)
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -163,7 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--file", default="experiments.yaml")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
+    u.add_argument("overrides", nargs="*", help="sweep.key=value (e.g. sweep.study_name=...)")
     u.set_defaults(func=_ui)
+
+    g = sub.add_parser("dashboard", help="optuna-dashboard on the study's Optuna storage")
+    g.add_argument("--file", default="experiments.yaml")
+    g.add_argument("--host", default="127.0.0.1")
+    g.add_argument("--port", type=int, default=8080)
+    g.add_argument("overrides", nargs="*", help="sweep.key=value (e.g. sweep.study_name=...)")
+    g.set_defaults(func=_dashboard)
 
     d = sub.add_parser("data", help="provision MNIST under ROOT/MNIST/raw and check its MD5s")
     d.add_argument("--root", default="data")

@@ -6,6 +6,7 @@ created with an explicit artifact location so MLflow never falls back to `./mlru
 """
 
 import os
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -21,11 +22,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no phoning home fro
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import mlflow  # noqa: E402
+import numpy as np
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import DatasetInput, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from torch import nn
 
 from harness.errors import UserError
@@ -121,23 +123,97 @@ class RunHandle:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
-    def log_model(self, model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> None:
-        """Log the trained network as an MLflow PyTorch model named `model` (loadable with
-        `mlflow.pytorch.load_model`). Resuming the run through the fluent API is the only way
-        MLflow 3 attaches a logged model to a run; the run is left RUNNING for `finish`."""
-        import numpy as np
+    def log_model(
+        self,
+        model: nn.Module,
+        name: str = "model",
+        metrics: dict[str, float] | None = None,
+        step: int = 0,
+        params: dict[str, Any] | None = None,
+        input_shape: tuple[int, ...] = (1, 28, 28),
+    ) -> str:
+        """Log the trained network as an MLflow 3 LoggedModel of this run; return its model id.
+
+        The model is named `name` (e.g. `trial-7`), carries `params` and `metrics` (at `step`),
+        and is pickled, so `mlflow.pytorch.load_model` gives back the `nn.Module` itself (one can
+        `.eval()` it and train it on), not a torch.export graph. Everything goes through this
+        handle's client: the run is never resumed through the fluent API, whose exit would mark
+        it FINISHED, so a worker killed right after this call leaves it RUNNING (and recovery
+        can end it KILLED); `finish` decides its status.
+        """
         import torch
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
 
         model = model.cpu().eval()
-        example = np.zeros((2, *input_shape), dtype=np.float32)  # MLflow's pt2 format traces it
-        with mlflow.start_run(run_id=self.run_id):
-            mlflow.pytorch.log_model(
-                model,
-                name="model",
-                input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        info = self.client.get_run(self.run_id).info
+        logged = self.client.create_logged_model(
+            info.experiment_id,
+            name=name,
+            source_run_id=self.run_id,
+            params={k: str(v) for k, v in (params or {}).items()},
+            model_type="pytorch",
+        )
+        try:
+            meta = Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=self.run_id,
+                model_id=logged.model_id,
             )
-            self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.RUNNING))
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / "model"
+                mlflow.pytorch.save_model(
+                    model,
+                    local,
+                    mlflow_model=meta,
+                    serialization_format="pickle",
+                    input_example=np.zeros((2, *input_shape), dtype=np.float32),
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                )
+                self.client.log_model_artifacts(logged.model_id, str(local))
+            self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step)])
+            if metrics:
+                now = int(time.time() * 1000)
+                self.client.log_batch(
+                    self.run_id,
+                    metrics=[
+                        Metric(k, float(v), now, step, model_id=logged.model_id)
+                        for k, v in metrics.items()
+                    ],
+                )
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        return logged.model_id
+
+    def log_inputs(self, datasets: list[DatasetInput]) -> None:
+        """Record the data the run used (see `tracking.datasets`): the run page's Datasets."""
+        self.client.log_inputs(self.run_id, datasets=datasets)
+
+    def describe(self, markdown: str) -> None:
+        """The run's description in the UI (Markdown), its `mlflow.note.content` tag."""
+        self.set_tags({MLFLOW_RUN_NOTE: markdown})
+
+    def rename(self, name: str) -> None:
+        self.client.update_run(self.run_id, name=name)
+
+    @contextmanager
+    def system_metrics(self, interval: float = 2.0) -> Iterator[None]:
+        """Sample CPU, memory, disk, network (and GPU where MLflow finds one) every `interval`
+        seconds into the run's System metrics while the block runs. MLflow's default of 10 s
+        leaves a short trial with one point or none."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(
+            self.run_id, sampling_interval=interval, tracking_uri=self.client.tracking_uri
+        )
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
 
     def finish(self, status: str = "FINISHED") -> None:
         """End the run with MLflow status FINISHED, FAILED or KILLED."""
