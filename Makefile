@@ -11,7 +11,7 @@ WORKERS ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: setup data train sweep export ui findings test bench bench-workers lint format clean
+.PHONY: setup data train sweep export ui dashboard findings test bench bench-workers lint format clean
 
 setup: $(STAMP)
 
@@ -43,9 +43,14 @@ sweep: data
 export: setup
 	$(PY) -m harness.cli export $(ARGS)
 
-# The MLflow UI on the same store (loopback unless HOST says otherwise).
+# The MLflow UI on the same store (loopback unless HOST says otherwise); prints the study's link.
 ui: setup
-	$(PY) -m harness.cli ui --host $(HOST) --port $(PORT)
+	$(PY) -m harness.cli ui --host $(HOST) --port $(PORT) $(ARGS)
+
+# optuna-dashboard on the study's Optuna storage (loopback), http://127.0.0.1:8080 by default.
+DASHBOARD_PORT ?= 8080
+dashboard: setup
+	$(PY) -m harness.cli dashboard --host $(HOST) --port $(DASHBOARD_PORT) $(ARGS)
 
 # The seed's claims re-run over seeds; only runs missing from MLflow are trained.
 # QUICK=1: fewer seeds and epochs on a subset (a smoke test; its verdicts are not verdicts).

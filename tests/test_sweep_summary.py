@@ -47,3 +47,40 @@ def test_the_summary_logs_its_plots_and_leaves_matplotlib_style_as_it_was(tmp_pa
     arts = {a.path for a in client.list_artifacts(parent.run_id)}
     assert {"optimization_history.png", "slice_batch_size.png", "trials.csv"} <= arts
     assert client.get_run(parent.run_id).data.tags["best_trial"] == "3"
+
+
+def test_a_logged_model_is_the_trial_s_module_and_the_run_stays_running_until_finish(
+    tmp_path, small_data
+):
+    import mlflow.pytorch
+    import torch
+
+    from harness.trainer import evaluate
+    from model_zoo import create_model
+
+    _, test = small_data
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "s", str(tmp_path / "artifacts"))
+    run = tracker.start_run("trial-7")
+    torch.manual_seed(0)
+    model = create_model("s7_net", dropout=0.0)
+    acc = float(evaluate(model, test)[1])
+
+    model_id = run.log_model(model, name="s-trial-7", metrics={"test_acc": acc}, step=1)
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    # a worker killed right here must not leave a FINISHED run behind (recovery ends it KILLED)
+    info = client.get_run(run.run_id).info
+    assert info.status == "RUNNING"
+    assert info.end_time is None  # it never passed through FINISHED (which stamps an end time)
+    logged = client.get_logged_model(model_id)
+    assert logged.name == "s-trial-7" and logged.source_run_id == run.run_id
+    assert {m.key: m.value for m in logged.metrics} == {"test_acc": acc}
+    loaded = mlflow.pytorch.load_model(f"models:/{model_id}")
+    assert isinstance(loaded, torch.nn.Module)
+    loaded.eval()  # an exported graph raises NotImplementedError here
+    assert float(evaluate(loaded, test)[1]) == acc
+    loaded.train()  # and it trains on
+    loss = loaded(test.x[:8]).sum()
+    loss.backward()
+    run.finish()
+    assert client.get_run(run.run_id).info.status == "FINISHED"
