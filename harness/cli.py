@@ -2,14 +2,48 @@
 
 `sweep-worker` is internal: the worker processes `sweep --workers k` starts.
 
-Every user error ends as one line on stderr and exit code 2, with no traceback.
+Every user error ends as one line on stderr and exit code 2, with no traceback; argparse's own
+errors too (`Parser.error`).
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import run_reporting_errors
+from harness.errors import UserError, one_line, run_reporting_errors
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as the project's: one line, exit code 2 (argparse prints the
+    usage and then the error, three lines)."""
+
+    def error(self, message: str):
+        print(f"error: {one_line(f'{self.prog}: {message}')} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {one_line(text, 40)!r}: expected 1-65535")
+    return port
+
+
+def _output_file(path: Path, flag: str) -> None:
+    """Refuse an output path that cannot be written, before anything is written."""
+    if path.is_dir():
+        raise UserError(f"{flag} {one_line(str(path), 300)}: is a folder; expected a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise UserError(
+            f"{flag} {one_line(str(path), 300)}: folder {one_line(str(parent), 300)} {what}; "
+            "create it first"
+        )
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -69,6 +103,11 @@ def _sweep_worker(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from sweep import export_best
 
+    out, table = Path(args.out), Path(args.table)
+    _output_file(out, "--out")
+    _output_file(table, "--table")
+    if out.resolve() == table.resolve():
+        raise UserError(f"--out and --table name the same file {one_line(args.out, 300)}")
     _, spec, _ = _sweep_spec(args)
     doc = export_best(spec, Path(args.out), Path(args.table))
     p = doc["provenance"]
@@ -171,7 +210,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="s7", description=__doc__)
+    p = Parser(prog="s7", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser(
@@ -208,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="the MLflow UI on the project's tracking store")
     u.add_argument("--file", default="experiments.yaml")
     u.add_argument("--host", default="127.0.0.1")
-    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--port", type=_port, default=5000)
     u.add_argument("overrides", nargs="*", help="sweep.key=value (e.g. sweep.study_name=...)")
     u.set_defaults(func=_ui)
 

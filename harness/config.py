@@ -13,13 +13,24 @@ override wins over both. This module is the only place that reads them.
 
 import difflib
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from harness.errors import UserError
+from harness.errors import UserError, cut
 from harness.urls import masked
 from harness.yamlio import parse_value, read_yaml
 
@@ -27,10 +38,25 @@ from harness.yamlio import parse_value, read_yaml
 TRAIN_ENV = {"MLFLOW_TRACKING_URI": "tracking.uri"}
 SWEEP_ENV = {"OPTUNA_STORAGE": "storage"}
 
+
+def _printable(v: str) -> str:
+    # no setting needs a control character; one in a path or URL fails deep inside a library
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("control characters (newline, tab, NUL, escape, ...) are not allowed")
+    return v
+
+
 Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]  # strict float still accepts ints
+# strict float still accepts ints; inf and nan are refused (torch takes them, then trains NaN)
+Float = Annotated[float, Strict(), AllowInfNan(False)]
 Bool = Annotated[bool, Strict()]
-Str = Annotated[str, Strict()]
+Str = Annotated[str, Strict(), AfterValidator(_printable)]
+
+SEED_MAX = 2**64 - 1  # torch.manual_seed takes a seed that fits in 64 bits
+# what MLflow opens as a tracking store (mlflow.tracking._tracking_service.utils' registry);
+# a plain path (no `://`) is a local file store
+TRACKING_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql", "file", "http", "https")
+TRACKING_SCHEMES_ALSO = ("databricks", "databricks-uc", "uc")  # hosted; named without `://`
 
 
 class Section(BaseModel):
@@ -60,6 +86,12 @@ class OptimizerConfig(Section):
     momentum: Float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: Float = Field(0.0, ge=0.0)
     nesterov: Bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "OptimizerConfig":
+        if self.nesterov and self.momentum == 0:  # torch.optim.SGD refuses it at the first step
+            raise ValueError("nesterov: true needs momentum > 0 (momentum is 0)")
+        return self
 
 
 class SchedulerConfig(Section):
@@ -102,17 +134,37 @@ class DataConfig(Section):
 class TrackingConfig(Section):
     """MLflow: the embedded default is a SQLite file plus a local artifact folder (no ./mlruns)."""
 
-    uri: Str = "sqlite:///mlflow.db"
-    artifact_root: Str = "mlartifacts"
-    experiment: Str = "train"
+    uri: Str = Field("sqlite:///mlflow.db", min_length=1)
+    artifact_root: Str = Field("mlartifacts", min_length=1)
+    experiment: Str = Field("train", min_length=1, max_length=250)
     enabled: Bool = True
+
+    @field_validator("experiment")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("an MLflow experiment needs a name that is not blank")
+        return v
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0].split("+", 1)[0].lower() if "://" in v else None
+        if v.split(":", 1)[0] in TRACKING_SCHEMES_ALSO:
+            return v
+        if scheme is not None and scheme not in TRACKING_SCHEMES:
+            raise ValueError(
+                f"unsupported scheme '{cut(scheme, 40)}://'; expected one of "
+                f"{', '.join(s + '://' for s in TRACKING_SCHEMES)}, databricks, or a folder path"
+            )
+        return v
 
 
 class TrainConfig(Section):
     """Everything one training run needs; the trainer reads nothing else."""
 
-    name: Str = "custom"
-    seed: Int = Field(1, ge=0)
+    name: Str = Field("custom", min_length=1, max_length=200)
+    seed: Int = Field(1, ge=0, le=SEED_MAX)
     epochs: Int = Field(15, ge=1, le=1000)
     batch_size: Int = Field(128, ge=1, le=60000)
     eval_batch_size: Int = Field(2000, ge=1)
@@ -128,7 +180,7 @@ class TrainConfig(Section):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if v not in ("auto", "cpu", "mps") and not (v == "cuda" or v.startswith("cuda:")):
+        if v not in ("auto", "cpu", "mps") and not re.fullmatch(r"cuda(:[0-9]{1,3})?", v):
             raise ValueError("expected one of auto, cpu, cuda, cuda:N, mps")
         return v
 
@@ -193,7 +245,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """A user's value as a message quotes it: strings quoted, and cut where long."""
+    return cut(repr(value) if isinstance(value, str) else str(value))
 
 
 def _model_in(annotation: Any) -> tuple[str, type[BaseModel]] | None:
@@ -217,9 +270,9 @@ def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") 
         return
     fields = model.model_fields
     for key, value in data.items():
-        path = f"{prefix}{key}"
+        path = cut(f"{prefix}{key}", 120)
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            close = difflib.get_close_matches(cut(str(key), 120), list(fields), n=1, cutoff=0.5)
             hint = (
                 f"did you mean '{prefix}{close[0]}'?"
                 if close
@@ -275,23 +328,66 @@ def _env_where(mapping: dict[str, str]) -> dict[str, str]:
     return {key: name for name, key in mapping.items() if os.environ.get(name)}
 
 
+_KEY = re.compile(r"(?:[^.\[\]=]+|\[[^\[\]]+\])(?:\.[^.\[\]=]+|\[[^\[\]]+\])*")
+_PART = re.compile(r"\[([^\[\]]+)\]|([^.\[\]]+)")
+OVERRIDE_SYNTAX = (
+    "expected key=value, dotted for nested keys, with a key that holds dots in brackets: "
+    "optimizer.lr=0.05, sweep.space[optimizer.lr].high=0.5"
+)
+
+
+def split_key(key: str) -> list[str] | None:
+    """`a.b[c.d].e` -> `["a", "b", "c.d", "e"]`: dots separate keys, except inside brackets,
+    which hold one key that contains dots (a searched key such as `optimizer.lr`). None where
+    the key is malformed (empty parts, unbalanced brackets)."""
+    if not _KEY.fullmatch(key):
+        return None
+    return [bracketed or plain for bracketed, plain in _PART.findall(key)]
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """`["optimizer.lr=0.05", "epochs=3"]` -> nested dict. A malformed item is a `UserError`."""
+    """`["optimizer.lr=0.05", "sweep.space[optimizer.lr].high=0.5"]` -> nested dict.
+
+    Dots separate nested keys; a key that itself holds dots is written in brackets. A malformed
+    item, or a value beyond the YAML limits, is a `UserError`.
+    """
     out: dict[str, Any] = {}
     for item in args:
         key, sep, text = item.partition("=")
-        if not sep or not key or any(not p for p in key.split(".")):
-            raise UserError(
-                f"command line: expected key=value (dotted for nested keys), got {item!r}"
-            )
+        parts = split_key(key) if sep else None
+        if not parts:
+            raise UserError(f"command line: {OVERRIDE_SYNTAX}; got {_fmt(item)}")
         node = out
-        *parents, leaf = key.split(".")
+        *parents, leaf = parts
         for p in parents:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise UserError(f"command line: key '{key}' conflicts with an earlier override")
-        node[leaf] = parse_value(text)
+                raise UserError(f"command line: key {_fmt(key)} conflicts with an earlier override")
+        if isinstance(node.get(leaf), dict):
+            raise UserError(f"command line: key {_fmt(key)} conflicts with an earlier override")
+        node[leaf] = parse_value(text, f"command line: key {_fmt(key)}")
     return out
+
+
+def check_space_keys(space: Any, where: str) -> None:
+    """Refuse `sweep.space.optimizer.lr.high=...` (read as a searched key 'optimizer') with the
+    spelling that works: a searched key holds dots, so it is written in brackets."""
+    if not isinstance(space, dict):
+        return
+    leaves = set(TrainConfig().flat())
+    for key, value in space.items():
+        if key in leaves or not isinstance(value, dict):
+            continue
+        for sub, v in flatten(value).items():
+            full = f"{key}.{sub}".split(".")
+            for n in range(len(full) - 1, 0, -1):
+                leaf, rest = ".".join(full[:n]), ".".join(full[n:])
+                if leaf in leaves:
+                    raise UserError(
+                        f"{where}: key 'sweep.space.{cut(key, 80)}.{cut(sub, 80)}' is read as "
+                        f"searched key '{cut(key, 80)}'; searched keys hold dots, so write "
+                        f"sweep.space[{leaf}].{rest}={_fmt(v)}"
+                    )
 
 
 # ---------------------------------------------------------------- loading
@@ -358,6 +454,7 @@ class Experiments:
         if self.file.sweep is None:
             raise UserError(f"{self.path}: no 'sweep:' section; add one (see README, 'The sweep')")
         cli = f"{self.path} (command-line override)"
+        check_space_keys((overrides or {}).get("space"), cli)
         check_keys(self.file.sweep, SweepSpec, str(self.path), "sweep.")
         check_keys(overrides or {}, SweepSpec, cli, "sweep.")
         env = env_overrides(SWEEP_ENV)
@@ -427,11 +524,60 @@ class Experiments:
 
 
 def validate_train_config(data: dict[str, Any], where_of) -> TrainConfig:
-    """Validate a full, merged mapping into a `TrainConfig`, or raise a one-line `UserError`."""
+    """Validate a full, merged mapping into a `TrainConfig`, or raise a one-line `UserError`.
+
+    Beyond the schema, the paths it names are checked against the disk (`check_paths`)."""
     try:
-        return TrainConfig.model_validate(data)
+        cfg = TrainConfig.model_validate(data)
     except ValidationError as e:
         raise UserError(validation_message(e, where_of)) from None
+    check_paths(cfg, where_of)
+    return cfg
+
+
+def _local_path(uri: str) -> tuple[Path, bool] | None:
+    """(path, is_file) for a store on this disk: a SQLite file, or a folder (a plain path or
+    `file:` URI); None for a server or an in-memory database."""
+    if uri.startswith("sqlite:///"):
+        rest = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        return (Path(rest), True) if rest and rest != ":memory:" else None
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://")), False
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file:")), False
+    if "://" not in uri and uri.split(":", 1)[0] not in TRACKING_SCHEMES_ALSO:  # a plain path
+        return Path(uri), False
+    return None
+
+
+def _blocked_by(path: Path, want_file: bool) -> str | None:
+    """Why `path` cannot be created or used, or None: an ancestor that is a regular file, or
+    the path itself the wrong kind (a folder where a file goes, or a file where a folder goes)."""
+    if path.exists():
+        if want_file and path.is_dir():
+            return f"{path} is a folder, not a file"
+        if not want_file and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        return None
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent} is a file, not a folder"
+    return None
+
+
+def check_paths(cfg: TrainConfig, where_of) -> None:
+    """Refuse a tracking store, artifact folder or data root that lies inside a regular file
+    (or is the wrong kind of thing), now, before any store is opened or anything is written."""
+    t = cfg.tracking
+    checks = [("data.root", cfg.data.root, (Path(cfg.data.root), False))]
+    if t.enabled:
+        checks.append(("tracking.uri", masked(t.uri), _local_path(t.uri)))
+        if "://" not in t.artifact_root or t.artifact_root.startswith("file:"):
+            checks.append(("tracking.artifact_root", t.artifact_root, _local_path(t.artifact_root)))
+    for key, shown, local in checks:
+        why = _blocked_by(*local) if local else None
+        if why:
+            raise UserError(f"{where_of(key)}: key '{key}' = {_fmt(shown)} is invalid: {why}")
 
 
 CONFIG_FILE_KEYS = ("train", "provenance", "searched")

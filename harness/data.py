@@ -44,14 +44,28 @@ def md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def _md5_or_fail(path: Path) -> str:
+    try:
+        return md5(path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read: {e.strerror or e}") from None
+
+
 def _check_present(raw: Path) -> list[str]:
     """Return the names still missing; raise for any file that is present but wrong."""
+    for folder in (raw, *raw.parents):  # e.g. `--root` naming a file: say so, not "missing"
+        if folder.exists():
+            if not folder.is_dir():
+                raise UserError(f"{folder}: is a file, expected a folder holding MNIST/raw/")
+            break
     missing = []
     for name, want in MD5.items():
         path = raw / name
         if not path.exists():
             missing.append(name)
-        elif (got := md5(path)) != want:
+        elif not path.is_file():
+            raise UserError(f"{path}: is not a file; delete it and run `make data` again")
+        elif (got := _md5_or_fail(path)) != want:
             raise UserError(
                 f"{path}: corrupt or truncated (MD5 {got}, expected {want}); "
                 f"delete it and run `make data` again"

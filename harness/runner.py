@@ -7,7 +7,9 @@ from typing import Any
 from harness.config import TrainConfig
 from harness.data import Split, load_split, subset
 from harness.device import resolve_device
-from harness.trainer import TrainResult, train
+from harness.errors import RunFailed
+from harness.trainer import DivergedError, TrainResult, train
+from harness.urls import scrub_text
 from model_zoo import create_model, summarize
 from tracking import Tracker, curves_figure, provenance_tags
 from tracking.mlflow_store import check_reachable
@@ -46,13 +48,19 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
         tags: extra MLflow tags (e.g. the sweep trial a retrained config came from).
     Returns:
         The training result and the MLflow run id (None when tracking is disabled).
+    Raises:
+        RunFailed: training diverged (NaN or infinite loss); the MLflow run ends FAILED with
+            the reason in its `fail_reason` tag.
     """
     if cfg.tracking.enabled:
         check_reachable(cfg.tracking.uri)  # fail in seconds, not after training
     tr, te = load_train_test(cfg)
     device = resolve_device(cfg.device)
     if not cfg.tracking.enabled:
-        return Outcome(train(cfg, tr, {"test": te}, device=device), None)
+        try:
+            return Outcome(train(cfg, tr, {"test": te}, device=device), None)
+        except DivergedError as e:
+            raise RunFailed(f"{cfg.name}: {e}; lower optimizer.lr or check the config") from None
     tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_root)
     run_tags = {
         "experiment": cfg.name,
@@ -63,9 +71,20 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
     with tracker.run(f"{cfg.name}-seed{cfg.seed}", run_tags) as run:
         run.log_params(cfg.flat())
         run.log_text(model_summary_text(cfg), "model_summary.txt")
-        result = train(
-            cfg, tr, {"test": te}, on_epoch=lambda e, m: run.log_metrics(m, step=e), device=device
-        )
+        try:
+            result = train(
+                cfg,
+                tr,
+                {"test": te},
+                on_epoch=lambda e, m: run.log_metrics(m, step=e),
+                device=device,
+            )
+        except DivergedError as e:  # the run ends FAILED (Tracker.run) with the reason tagged
+            run.set_tags({"state": "FAIL", "fail_reason": scrub_text(str(e))})
+            raise RunFailed(
+                f"{cfg.name}: {e}; MLflow run {run.run_id} ended FAILED; "
+                "lower optimizer.lr or check the config"
+            ) from None
         run.log_metrics(
             {"best_test_acc": result.best("test_acc"), "final_test_acc": result.final("test_acc")},
             step=cfg.epochs,

@@ -47,15 +47,38 @@ def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "databricks"))
 
 
+def _auth_header(parts: urllib.parse.SplitResult) -> dict[str, str]:
+    """The credentials MLflow itself would send: the URL's user:password (requests reads them
+    from the URL), else MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD, else MLFLOW_TRACKING_TOKEN."""
+    import base64
+
+    user = urllib.parse.unquote(parts.username) if parts.username else None
+    pw = urllib.parse.unquote(parts.password) if parts.password else ""
+    if user is None and os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user = os.environ["MLFLOW_TRACKING_USERNAME"]
+        pw = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{pw}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    return {}
+
+
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
-    """Fail fast, before anything is written anywhere, when the tracking store cannot be reached.
+    """Fail fast, before anything is written anywhere, when the tracking store cannot be used.
+
+    An `mlflow server` is asked for one experiment, with the credentials MLflow would send, so
+    a server that is down, refuses the credentials (401, 403) or fails (5xx) is found here, not
+    after training. A database URL is connected to.
 
     Args:
         uri: the tracking URI (SQLite, a database server URL or an `mlflow server` URL).
         timeout: seconds to wait for a server to answer.
     Raises:
-        UserError: one line, password masked: the server does not answer, or the URL carries
-            the *** of a masked password (a config written by `make export`).
+        UserError: one line, credentials masked (`harness.urls.scrub`, library text included):
+            the store does not answer, refuses or fails, or the URL carries the *** of a masked
+            password (a config written by `make export`).
     """
     if has_masked_password(uri):
         raise UserError(
@@ -66,14 +89,25 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         return
     try:
         if is_server(uri):
-            parts = urllib.parse.urlsplit(uri)  # the user:password part is for MLflow, not here
-            port = f":{parts.port}" if parts.port else ""
-            health = f"{parts.scheme}://{parts.hostname}{port}{parts.path.rstrip('/')}/health"
+            parts = urllib.parse.urlsplit(uri)
+            port = f":{parts.port}" if parts.port else ""  # a bad port raises: reported below
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            api = f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+            api += "/api/2.0/mlflow/experiments/search?max_results=1"
+            request = urllib.request.Request(api, headers=_auth_header(parts))
             try:
-                urllib.request.urlopen(health, timeout=timeout).close()
-            except urllib.error.HTTPError as e:  # it answered: reachable (auth is MLflow's job)
+                urllib.request.urlopen(request, timeout=timeout).close()
+            except urllib.error.HTTPError as e:
+                if e.code in (401, 403):
+                    raise UserError(
+                        f"tracking store {masked(uri)!r} refused the credentials (HTTP {e.code} "
+                        f"{e.reason}); give them in the URL or in MLFLOW_TRACKING_USERNAME and "
+                        "MLFLOW_TRACKING_PASSWORD"
+                    ) from None
                 if e.code >= 500:
                     raise
+                # any other answer (404 of a proxy path, 405) comes from a live server: MLflow
+                # reports what it means when it is used
             return
         from sqlalchemy import create_engine
 
@@ -83,6 +117,8 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
             engine.connect().close()
         finally:
             engine.dispose()
+    except UserError:
+        raise
     except Exception as e:
         first = (str(e).strip().splitlines() or [""])[0][:300]
         raise UserError(
