@@ -8,6 +8,7 @@ CONFIG ?=
 ARGS   ?=
 N_TRIALS ?=
 WORKERS ?=
+STUDY  ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
@@ -36,12 +37,13 @@ train: data
 
 # The main job: run (or resume) the Optuna study in experiments.yaml, every trial logged to MLflow.
 # WORKERS=k: k processes on this machine work the one study (N_TRIALS stays the study's total).
+# STUDY=name: a study of its own (e.g. a quick look), so its trials never mix with the main one's.
 sweep: data
-	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
+	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
 
 # best_config.yaml + trials.csv from the study; retrain with: make train CONFIG=best_config.yaml
 export: setup
-	$(PY) -m harness.cli export $(ARGS)
+	$(PY) -m harness.cli export $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
 
 # The MLflow UI on the same store (loopback unless HOST says otherwise); prints the study's link.
 ui: setup

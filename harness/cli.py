@@ -1,6 +1,6 @@
 """Command line: `s7 data | train | sweep | export | ui | bench` (the Makefile's targets call these).
 
-`sweep-worker` is internal: the worker processes `sweep --workers k` starts.
+`sweep --worker I:T` is internal: one of the processes that `sweep --workers k` starts.
 
 Every user error ends as one line on stderr and exit code 2, with no traceback; argparse's own
 errors too (`Parser.error`).
@@ -88,16 +88,23 @@ def _sweep_spec(args: argparse.Namespace):
 
 
 def _sweep(args: argparse.Namespace) -> None:
+    import signal
+
     from sweep import run_sweep
+    from sweep.workers import WorkerPlan
 
+    # Ctrl-C and `kill` end the running trial cleanly, even where the shell that started us
+    # ignored SIGINT (a background job of a script), which Python would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     exps, spec, train_over = _sweep_spec(args)
-    run_sweep(exps, spec, train_over)
-
-
-def _sweep_worker(args: argparse.Namespace) -> None:
-    from sweep.workers import worker_main
-
-    worker_main(args.index)
+    worker = None
+    if args.worker:  # internal: one of the k processes that `--workers k` starts
+        index, _, threads = args.worker.partition(":")
+        worker = WorkerPlan(int(index), train_over.get("device", "auto"), int(threads))
+    command = ["sweep", "--file", args.file, *args.overrides]
+    if args.n_trials is not None:
+        command += ["--n-trials", str(args.n_trials)]
+    run_sweep(exps, spec, train_over, command=command, worker=worker)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -231,11 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "overrides", nargs="*", help="sweep.key=value for the study, key=value for trials"
     )
+    s.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # INDEX:THREADS, internal
     s.set_defaults(func=_sweep)
-
-    w = sub.add_parser("sweep-worker")  # internal: started by `sweep --workers k`
-    w.add_argument("--index", type=int, required=True)
-    w.set_defaults(func=_sweep_worker)
 
     e = sub.add_parser("export", help="write best_config.yaml and trials.csv from the study")
     e.add_argument("--file", default="experiments.yaml")

@@ -7,6 +7,7 @@ it needs. Interpreting it (Optuna objects, the objective) is `sweep/`'s job.
 """
 
 import inspect
+import warnings
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -59,10 +60,33 @@ class ParamSpec(Section):
         return ends + list(self.grid or [])
 
 
+SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler"}
+
+
 class SamplerSpec(Section):
+    """An Optuna sampler by short name; `args` go to its constructor (checked at load time)."""
+
     name: Literal["tpe", "random", "grid"] = "tpe"
-    seed: Int | None = 0
-    args: dict[str, Any] = {}  # passed to the Optuna sampler's constructor
+    seed: Int | None = Field(0, ge=0, le=2**32 - 1)
+    args: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _arguments_fit(self) -> "SamplerSpec":
+        import optuna
+
+        cls = getattr(optuna.samplers, SAMPLERS[self.name])
+        taken = ("search_space", "seed") if self.name == "grid" else ("seed",)
+        try:
+            if any(k in taken for k in self.args):
+                raise TypeError(f"set {', '.join(taken)} elsewhere, not in args")
+            inspect.signature(cls).bind_partial(**self.args)
+            if self.name != "grid":  # the grid sampler also needs the space: built by sweep/
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cls(**self.args)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"bad arguments {self.args} for {cls.__name__}: {e}") from None
+        return self
 
 
 def _pruner_classes() -> dict[str, type]:
@@ -134,6 +158,7 @@ class SweepSpec(Section):
     workers: Int = Field(1, ge=1, le=256)  # processes on this machine working the one study
     base_experiment: Str = "s7_file3"  # fixed settings: backbone, epochs, augmentation, momentum
     n_trials: Int = Field(20, ge=1)  # total finished (COMPLETE or PRUNED) trials of the study
+    max_consecutive_failures: Int = Field(5, ge=1)  # failed trials in a row that stop the sweep
     val_size: Int = Field(10000, ge=1, le=59999)  # held out of the 60k training images
     split_seed: Int = 0
     objective: ObjectiveSpec = ObjectiveSpec()

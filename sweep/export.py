@@ -17,7 +17,7 @@ from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
 from harness.urls import masked
 from sweep.storage import storage_url
-from sweep.study import open_study
+from sweep.study import load_study
 from sweep.summary import trials_table
 from tracking.provenance import git_commit
 
@@ -27,8 +27,16 @@ def export_best(
 ) -> dict:
     """Write `out` and `table` from the study named in `spec`; return the written document."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(spec)
+    study = load_study(spec)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+        if pruned:
+            raise UserError(
+                f"study {spec.study_name!r} has no completed trial: all {pruned} finished trials "
+                "were pruned; loosen sweep.pruners (e.g. a lower ThresholdPruner 'lower' or more "
+                "'n_warmup_steps'), or train longer (epochs, data.train_subset), then "
+                "`make sweep N_TRIALS=...` for more trials"
+            )
         raise UserError(
             f"study {spec.study_name!r} has no completed trial yet; run `make sweep` first"
         )

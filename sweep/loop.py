@@ -1,32 +1,34 @@
-"""One sweep process's trial loop, the same whether it is the only worker or one of many.
+"""One sweep process's trials: Optuna's own loop (`study.optimize`) with the sweep's callbacks.
 
-`n_trials` is a total for the study, shared by every worker on every machine. Before each trial
-a worker counts finished (COMPLETE or PRUNED) trials and trials in flight: it stops when the
-study has its total, waits while the trials in flight could still reach it (one of them may yet
-fail and need replacing), and otherwise takes the next trial. On one machine the count and the
-taking of the trial are one step under a file lock, so workers never overshoot the total; across
-machines two workers may start at the same instant, so the study can end at most one trial per
-extra machine over it.
+- `MaxTrialsCallback(n_trials, states=(COMPLETE, PRUNED))` holds the study's total, shared by
+  every process on every machine. Each process checks it after its own trial, so k processes may
+  end the study up to k - 1 trials over it (Optuna has no atomic "take a trial if the study is
+  short"; we do not hold a lock around it).
+- `FailureStreak`: `sweep.max_consecutive_failures` failed trials in a row stop the process with
+  the last reason (exit 1); the study resumes once the cause is fixed.
+- Every exception a trial raises fails that trial, and the study goes on (`catch=(Exception,)`);
+  Ctrl-C fails the running trial and ends the process.
 """
 
-import fcntl
-import hashlib
-import os
-import tempfile
-import time
 from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
 
+from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
-from harness.trainer import DivergedError
 from sweep.objective import Objective
-from sweep.recovery import Recovery
+from sweep.recovery import Requeue, fail_dead_here
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+Callback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+class TrialsKeepFailing(UserError):
+    """The last trials all failed: more of the same would only burn time (exit code 1)."""
+
+    exit_code = 1
 
 
 def count(study: optuna.Study, states=FINISHED) -> int:
@@ -34,110 +36,73 @@ def count(study: optuna.Study, states=FINISHED) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def in_flight(study: optuna.Study, grace_period: float) -> int:
-    """RUNNING trials that may still finish: every one with a worker (dead workers' trials are
-    failed by `Recovery`), and worker-less ones (from before heartbeats) younger than the grace
-    period, so that an old trial stuck RUNNING cannot hold the study forever."""
-    now = datetime.now()
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        young = t.datetime_start and (now - t.datetime_start).total_seconds() < grace_period
-        n += "worker" in t.user_attrs or bool(young)
-    return n
+def study_done(study: optuna.Study, n_trials: int) -> bool:
+    """The study has its total of finished trials, or its grid sampler has tried every point."""
+    sampler = study.sampler
+    grid_done = isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+    return grid_done or count(study) >= n_trials
 
 
-class StartGate:
-    """An exclusive lock file per study: one worker at a time counts and takes a trial."""
+class FailureStreak:
+    """Stops the study after `limit` failed trials in a row of this process."""
 
-    def __init__(self, storage_url: str, study_name: str):
-        if storage_url.startswith("sqlite:///") and not storage_url.startswith("sqlite:////"):
-            # a relative file: the same URL in two checkouts is two studies
-            storage_url = "sqlite:///" + os.path.abspath(storage_url.removeprefix("sqlite:///"))
-        key = hashlib.sha256(f"{storage_url}\n{study_name}".encode()).hexdigest()[:16]
-        self.path = Path(tempfile.gettempdir()) / f"s7-sweep-{key}.lock"
-        self._fd: int | None = None
+    def __init__(self, limit: int):
+        self.limit, self.n, self.last = limit, 0, ""
 
-    def acquire(self) -> None:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.FAIL:
+            self.n = 0
+            return
+        self.n, self.last = self.n + 1, str(trial.user_attrs.get("fail_reason", "unknown"))
+        if self.n >= self.limit:
+            study.stop()
 
 
-def work(
+def run_trials(
     study: optuna.Study,
     objective: Objective,
     spec: SweepSpec,
-    recovery: Recovery,
-    gate: StartGate,
-    on_trial: Callable | None = None,
+    requeue: Requeue,
+    callbacks: list[Callback],
     say: Callable[[str], None] = print,
-    keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Run trials one at a time until the study holds `spec.n_trials` finished ones.
+    """Run trials until the study holds `spec.n_trials` finished ones (or its grid is done).
 
     Args:
         study, objective: the study and this process's trial objective.
-        spec: the sweep section (`n_trials`, heartbeat settings).
-        recovery: fails dead workers' trials and closes their runs, checked before each trial.
-        gate: the lock that makes "count, then take a trial" one step on this machine.
-        on_trial: Optuna callback after each trial (progress, messages).
-        say: where recovery messages go (a progress bar's write, a prefixed print).
-        keep_going: checked before each trial; False stops the loop (e.g. the parent is gone).
+        spec: the sweep section (`n_trials`, `max_consecutive_failures`).
+        requeue: the dead-worker hook; its messages are printed through `say`.
+        callbacks: Optuna callbacks after each trial (progress, live study run).
+        say: where recovery messages go (a progress bar's write, a worker's prefixed print).
+    Raises:
+        TrialsKeepFailing: `spec.max_consecutive_failures` trials in a row failed.
     """
-    poll = min(5.0, float(spec.heartbeat.interval))
+    streak = FailureStreak(spec.max_consecutive_failures)
 
-    def started(trial: optuna.Trial) -> float:
-        gate.release()  # the trial is RUNNING now and counted by the others
-        return objective(trial)
-
-    callbacks = [on_trial] if on_trial else []
-    while keep_going():
-        for line in recovery.check(study):
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        for line in requeue.messages:
             say(line)
-        gate.acquire()
+        requeue.messages.clear()
+
+    every = [MaxTrialsCallback(spec.n_trials, states=FINISHED), streak, *callbacks, report]
+    while True:
+        fail_dead_here(study, requeue)  # a SIGKILLed sweep on this machine left its trial
+        report(study, None)
+        if study_done(study, spec.n_trials):
+            return
         try:
-            finished = count(study)
-            if finished >= spec.n_trials or grid_done(study):
-                return
-            if finished + in_flight(study, spec.heartbeat.grace_period) >= spec.n_trials:
-                gate.release()
-                time.sleep(poll)  # the trials in flight may finish the study, or fail
-                continue
-            study.optimize(started, n_trials=1, catch=(DivergedError,), callbacks=callbacks)
-        except (ValueError, AssertionError):
-            # Optuna could not record a trial that another process had already failed for lack
-            # of heartbeat (it was queued again there); anything else is a real error.
-            if not _lost(study, objective, recovery):
+            study.optimize(objective, catch=(Exception,), callbacks=every, gc_after_trial=False)
+        except ValueError:
+            # Optuna cannot record a trial that another process already failed for lack of
+            # heartbeat (this machine stalled past the grace period); its retry is queued.
+            if objective.lost is None:
                 raise
-            say(f"trial {objective.last[0]} was declared dead while running; it runs again")
-        finally:
-            gate.release()
-
-
-def grid_done(study: optuna.Study) -> bool:
-    """A grid study whose every point has ended (a failed point counts: the grid sampler would
-    only repeat points, so a diverged one can never be made up by a new trial)."""
-    sampler = study.sampler
-    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
-
-
-def _lost(study: optuna.Study, objective: Objective, recovery: Recovery) -> bool:
-    if objective.last is None:
-        return False
-    number, decided = objective.last
-    trial = study.get_trials(deepcopy=False)[number]
-    if trial.state != TrialState.FAIL or decided not in ("COMPLETE", "PRUNED", "LOST"):
-        return False
-    if decided != "LOST":  # its MLflow run was ended FINISHED/KILLED here; the study says FAIL
-        recovery.close_run(
-            trial.user_attrs.get("mlflow_run_id"),
-            number,
-            "declared dead (no heartbeat) while still running",
-            force=True,
-        )
-    return True
+            say(f"trial {objective.lost} was declared dead while it ran; its retry runs instead")
+            objective.lost = None
+            continue
+        if streak.n >= streak.limit:
+            raise TrialsKeepFailing(
+                f"the last {streak.n} trials failed (sweep.max_consecutive_failures = "
+                f"{streak.limit}); last reason: {streak.last}; fix it and run `make sweep` again"
+            )
+        return

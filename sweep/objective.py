@@ -13,9 +13,10 @@ import optuna
 import torch
 
 from harness.config import Experiments, TrainConfig, deep_merge, unflatten
-from harness.data import Split
+from harness.data import Split, subset
 from harness.sweep_spec import SweepSpec
 from harness.trainer import DivergedError, evaluate, train
+from harness.urls import scrub
 from model_zoo import create_model, summarize
 from sweep.recovery import pid_space, worker_id
 from sweep.space import suggest
@@ -26,7 +27,8 @@ MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 @dataclass(frozen=True)
 class SweepData:
-    """Training part, validation hold-out and test set, already on the training device."""
+    """Training part, validation hold-out and test set, already on the training device; each
+    trial takes its `data.train_subset` / `data.test_subset` of them (searchable like the rest)."""
 
     train: Split
     val: Split
@@ -49,7 +51,7 @@ class Objective:
         self.spec, self.experiments, self.fixed = spec, experiments, fixed
         self.data, self.device, self.tracker, self.parent = data, device, tracker, parent
         self.metric = spec.objective.metric
-        self.last: tuple[int, str] | None = None  # (trial number, state this process gave it)
+        self.lost: int | None = None  # a trial another process declared dead while it ran here
 
     def config(self, params: dict[str, Any]) -> TrainConfig:
         over = deep_merge(self.fixed, unflatten(params))
@@ -60,7 +62,6 @@ class Objective:
         # First, so that a dead worker's trial can be told apart from a live one (sweep.recovery).
         trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("pid_space", pid_space())
-        self.last = (trial.number, "RUNNING")
         cfg = self.config(suggest(trial, self.spec.space))
         trial.set_user_attr("config", cfg.public())
         tags = {
@@ -95,12 +96,14 @@ class Objective:
         except optuna.exceptions.UpdateFinishedTrialError:
             # Another process failed this trial for lack of heartbeat (the machine stalled longer
             # than the grace period) and queued it again; this attempt no longer counts.
+            self.lost = trial.number
             reason = "declared dead (no heartbeat) while still running"
-            self._end(trial, run, "FAIL", history, {"fail_reason": reason}, "KILLED", "LOST")
+            self._end(trial, run, "FAIL", history, {"fail_reason": reason}, "KILLED")
             raise
         except BaseException as e:
-            self._fail(trial, repr(e))
-            self._end(trial, run, "FAIL", history, {"fail_reason": repr(e)[:500]})
+            reason = scrub(f"{type(e).__name__}: {e}")[:500]  # library text may quote a URL
+            self._fail(trial, reason)
+            self._end(trial, run, "FAIL", history, {"fail_reason": reason})
             raise
         self._end(trial, run, "COMPLETE", history, {})
         return value
@@ -117,14 +120,17 @@ class Objective:
             history.append(metrics)
             run.log_metrics(metrics, step=epoch)
             trial.report(self._value(history, key), epoch)
-            if trial.should_prune():
+            # never at the last epoch: the trial has paid for every epoch, keep its result
+            if epoch < cfg.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}: {key}={metrics[key]:.2f}")
 
-        result = train(cfg, self.data.train, {"val": self.data.val}, on_epoch, self.device)
+        train_set = subset(self.data.train, cfg.data.train_subset)
+        result = train(cfg, train_set, {"val": self.data.val}, on_epoch, self.device)
         value = self._value(history, key)
         summary = {f"best_{key}": max(h[key] for h in history), f"final_{key}": history[-1][key]}
         if self.spec.evaluate_test:  # reported for the user, never returned to the study
-            loss, acc = (float(t) for t in evaluate(result.model, self.data.test))
+            test = subset(self.data.test, cfg.data.test_subset)
+            loss, acc = (float(t) for t in evaluate(result.model, test, cfg.eval_batch_size))
             summary |= {"test_loss": loss, "test_acc": acc}
             trial.set_user_attr("test_acc", acc)
         run.log_metrics(summary, step=cfg.epochs)
@@ -145,10 +151,8 @@ class Objective:
         history,
         tags: dict,
         status: str | None = None,
-        decided: str | None = None,
     ):
         """Tag the Optuna state, attach the curves, and end the MLflow run (never left RUNNING)."""
-        self.last = (trial.number, decided or state)
         try:
             run.set_tags({"state": state, "epochs_trained": len(history), **tags})
             if history:

@@ -36,11 +36,13 @@ CONNECT_TIMEOUT_S = 10  # an unreachable database server fails in seconds, not m
 
 def storage_url(spec: SweepSpec) -> str:
     """The study's storage URL (`sweep.storage`, env `OPTUNA_STORAGE` applied by the config
-    loader, else the SQLite default); creates the folder of a relative SQLite file."""
-    url = spec.storage or DEFAULT_STORAGE
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return url
+    loader, else the SQLite default)."""
+    return spec.storage or DEFAULT_STORAGE
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, None for a server database."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -58,19 +60,29 @@ def _begin_immediate(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def open_storage(spec: SweepSpec, on_stale=None) -> optuna.storages.RDBStorage:
+def open_storage(spec: SweepSpec, on_stale=None, create: bool = True) -> optuna.storages.RDBStorage:
     """Connect to the study's storage with heartbeats on.
 
     Args:
         spec: the sweep section (storage URL, `heartbeat` settings).
         on_stale: called as `on_stale(study, frozen_trial)` for each trial that Optuna fails for
-            lack of heartbeat (see `sweep.recovery.Recovery`).
+            lack of heartbeat (see `sweep.recovery.Requeue`).
+        create: create a missing SQLite file (and its folder); False makes it a `UserError`
+            (readers such as `make export` must not leave an empty database behind).
     Returns:
         The storage, ready for `optuna.create_study` / `optuna.load_study`.
     Raises:
         UserError: the storage cannot be reached or opened (one line, password masked).
     """
     url, hb = storage_url(spec), spec.heartbeat
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        if not create:
+            raise UserError(f"no study storage at {url!r} yet; run `make sweep` first")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"study storage {url!r} cannot be created: {e.strerror}") from None
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

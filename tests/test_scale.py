@@ -21,9 +21,9 @@ from optuna.trial import TrialState
 from harness.config import Experiments
 from harness.errors import UserError
 from harness.urls import with_driver
-from sweep.recovery import Recovery, pid_space
+from sweep.recovery import Requeue, fail_dead_here, pid_space
 from sweep.storage import open_storage
-from sweep.study import open_study
+from sweep.study import TrialRuns, open_study
 from sweep.workers import plan_workers
 from tests.conftest import experiments_doc, run_cli, write_experiments
 from tracking import Tracker
@@ -148,17 +148,20 @@ def test_unreachable_store_is_one_line_and_exit_2_with_nothing_written(tmp_path,
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # trials by hand here
 def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(tmp_path):
     """The recovery paths without training: a trial whose heartbeat stopped (another machine),
-    one whose worker pid on this machine is gone, and an MLflow run left RUNNING."""
+    one whose worker pid on this machine is gone, and one on a clone with the same host name."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     exp_file = _write_experiments(
         tmp_path, 5, heartbeat={"interval": 1, "grace_period": 2, "max_retry": 1}
     )
-    spec = Experiments(exp_file).resolve_sweep()
+    exps = Experiments(exp_file)
+    spec = exps.resolve_sweep()
+    base = exps.resolve(spec.base_experiment)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    recovery = Recovery(spec, uri)
-    storage = open_storage(spec, on_stale=recovery)
-    study = open_study(spec, storage)
-    tracker = Tracker(uri, "scale", str(tmp_path / "artifacts"))
+    runs = TrialRuns(spec, base)
+    requeue = Requeue(1, 2, runs.close)
+    storage = open_storage(spec, on_stale=requeue)
+    study, _ = open_study(spec, base, storage)
+    tracker = runs.tracker
     dead = subprocess.Popen(["true"])
     dead.wait()  # reaped: its pid no longer exists
 
@@ -179,19 +182,16 @@ def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(
     # same host name and a dead pid, but another machine (a clone) or container: left alone
     twin, _ = running_trial(f"{socket.gethostname()}:{dead.pid}")
     storage.record_heartbeat(twin._trial_id)
-    orphan, orphan_run = running_trial("elsewhere:4243")
-    study.tell(orphan, state=TrialState.FAIL)  # the study knows; its MLflow run was left RUNNING
 
-    recovery.check(study)
+    fail_dead_here(study, requeue)
     states = {t.number: t.state for t in study.trials}
     assert states[remote.number] == TrialState.RUNNING  # its heartbeat is fresh: maybe alive
     assert states[twin.number] == TrialState.RUNNING
     assert states[local.number] == TrialState.FAIL  # its pid is gone: no need to wait
-    assert "died mid-trial" in study.trials[local.number].user_attrs["fail_reason"]
-    assert client_status(uri, orphan_run.run_id) == "KILLED"
+    assert client_status(uri, local_run.run_id) == "KILLED"
 
     time.sleep(4)  # past the grace period (SQLite's clock ticks in whole seconds)
-    recovery.check(study)
+    optuna.storages.fail_stale_trials(study)  # what study.optimize runs before each trial
     trials = study.trials
     assert trials[remote.number].state == TrialState.FAIL
     assert all(t.state != TrialState.RUNNING for t in trials)
@@ -207,6 +207,7 @@ def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(
     for t in retries:  # same parameters, none of the dead attempt's attrs
         assert t.params == trials[t.system_attrs["failed_trial"]].params
         assert "mlflow_run_id" not in t.user_attrs and "worker" not in t.user_attrs
+    assert len(requeue.messages) == 3
 
 
 def client_status(uri: str, run_id: str) -> str:
@@ -225,7 +226,9 @@ def test_two_workers_share_one_study_on_the_embedded_stores(tmp_path):
     assert "2 workers:" in out and "workers log through http://127.0.0.1:" in out
     assert not any(e in out for e in STORE_ERRORS), out
     study = optuna.load_study(study_name="scale", storage=f"sqlite:///{tmp_path}/optuna.db")
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * n  # the total, no overshoot
+    states = [t.state for t in study.trials]
+    # each worker stops after its own trial once the study has its total: at most k - 1 over
+    assert set(states) == {TrialState.COMPLETE} and n <= len(states) <= n + 1, states
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both workers took trials
     children = _check_runs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), study, "scale", EPOCHS)
     for run in children.values():
@@ -277,10 +280,10 @@ def test_sigkilled_worker_leaves_nothing_running_and_the_study_completes(tmp_pat
     assert not any(e in first + again.stdout + again.stderr for e in STORE_ERRORS)
     study = optuna.load_study(study_name="scale", storage=storage)
     states = [t.state for t in study.trials]
-    assert states.count(TrialState.COMPLETE) == n
+    assert n <= states.count(TrialState.COMPLETE) <= n + 1
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
     killed = study.trials[victim.number]
-    assert killed.state == TrialState.FAIL and "died mid-trial" in killed.user_attrs["fail_reason"]
+    assert killed.state == TrialState.FAIL  # the reason is on its MLflow run (checked below)
     (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -311,7 +314,8 @@ def test_postgres_study_and_mlflow_server_for_many_machines(tmp_path):
             assert r.returncode == 0, out
             assert not any(e in out for e in STORE_ERRORS), out
             study = optuna.load_study(study_name=study_name, storage=with_driver(PG_URL))
-            assert [t.state for t in study.trials] == [TrialState.COMPLETE] * n
+            states = [t.state for t in study.trials]
+            assert set(states) == {TrialState.COMPLETE} and n <= len(states) <= n + 1
             client = MlflowClient(server.url)
             _check_runs(client, study, study_name, EPOCHS)
             secrets = (pg_password, "tr4cking-pw")

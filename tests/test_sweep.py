@@ -1,5 +1,6 @@
 """`make sweep` end to end on a small subset of the real MNIST, checked as a user would check it:
-Optuna states, MLflow parent and child runs, metric histories, artifacts, Ctrl-C, resume, export.
+Optuna states, MLflow parent and child runs, metric histories, artifacts, Ctrl-C, resume (without
+replaying earlier proposals), a study that refuses other settings, export.
 """
 
 import os
@@ -34,7 +35,7 @@ def _write_experiments(tmp) -> str:
             {"optimizer.lr": 0.01, "batch_size": 512},  # 8 slow steps by epoch 2: the floor prunes
         ],
         "space": {
-            "optimizer.lr": {"type": "float", "low": 0.05, "high": 10.0, "log": True},
+            "optimizer.lr": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
             "batch_size": {"type": "categorical", "choices": [64, 128, 512]},
             "model.dropout": {"type": "float", "low": 0.0, "high": 0.1},
         },
@@ -46,12 +47,19 @@ def _sweep_cmd(exp_file: str) -> list[str]:
     return [sys.executable, "-m", "harness.cli", "sweep", "--file", exp_file]
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """Interrupt a sweep mid-trial with Ctrl-C, resume it to the end, run it once more, export."""
+    """Interrupt a sweep mid-trial with Ctrl-C, resume it part way, then to the end, run it once
+    more, export."""
     tmp = tmp_path_factory.mktemp("sweep")
     exp_file = _write_experiments(tmp)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Started as a background job of a script is (SIGINT ignored, which Python inherits): a
+    # sweep must still end its trial cleanly on SIGINT.
     proc = subprocess.Popen(
         _sweep_cmd(exp_file),
         cwd=tmp,
@@ -59,10 +67,11 @@ def swept(tmp_path_factory):
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=_ignore_sigint,
     )
     storage = f"sqlite:///{tmp}/optuna.db"
     deadline = time.time() + 300
-    while time.time() < deadline:  # wait for trial 0 to report its first epoch
+    while time.time() < deadline and proc.poll() is None:  # trial 0 reports its first epoch
         time.sleep(0.5)
         try:
             trials = optuna.load_study(study_name="test-study", storage=storage).trials
@@ -75,6 +84,14 @@ def swept(tmp_path_factory):
     interrupted_rc = proc.returncode
     after_interrupt = optuna.load_study(study_name="test-study", storage=storage).trials
 
+    part = subprocess.run(
+        [*_sweep_cmd(exp_file), "--n-trials", str(N_TRIALS - 2)],
+        cwd=tmp,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=900,
+    )
     resumed = subprocess.run(
         _sweep_cmd(exp_file), cwd=tmp, env=env, text=True, capture_output=True, timeout=900
     )
@@ -87,6 +104,7 @@ def swept(tmp_path_factory):
         "exp_file": exp_file,
         "storage": storage,
         "interrupted": (interrupted_rc, interrupted_out, after_interrupt),
+        "part": part,
         "resumed": resumed,
         "again": again,
         "export": export,
@@ -107,7 +125,8 @@ def test_ctrl_c_ends_the_running_trial_cleanly(swept):
 
 
 def test_resumed_study_reaches_its_total_of_finished_trials(swept):
-    assert swept["resumed"].returncode == 0, swept["resumed"].stdout + swept["resumed"].stderr
+    for run in (swept["part"], swept["resumed"]):
+        assert run.returncode == 0, run.stdout + run.stderr
     study = swept["study"]
     states = [t.state for t in study.trials]
     finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -129,6 +148,29 @@ def test_resumed_study_reaches_its_total_of_finished_trials(swept):
         if t.state == TrialState.COMPLETE:
             assert sorted(t.intermediate_values) == list(range(1, EPOCHS + 1))
             assert "test_acc" in t.user_attrs  # reported, never the objective
+
+
+def test_a_resume_continues_the_search_instead_of_replaying_it(swept):
+    """Three processes sampled trials (interrupted, part way, to the end): no two sampled trials
+    share their parameters (each process used to restart the seeded sampler's stream)."""
+    sampled = [t for t in swept["study"].trials if t.number >= 3 and t.params]
+    assert len(sampled) >= 3
+    keys = [tuple(sorted(t.params.items())) for t in sampled]
+    assert len(set(keys)) == len(keys), keys
+
+
+def test_a_study_refuses_other_settings_in_one_line(swept):
+    """Trials of another epoch count would mix into the study's medians and its best: refused,
+    naming the key and how to start a separate study; nothing is added to the study."""
+    before = len(swept["study"].trials)
+    r = run_cli("sweep", "--file", swept["exp_file"], "epochs=2", cwd=swept["tmp"])
+    assert r.returncode == 2, r.stdout + r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert "train.epochs: 3 -> 2" in line and "sweep.study_name=" in line, line
+    study = optuna.load_study(study_name="test-study", storage=swept["storage"])
+    assert len(study.trials) == before
+    # a new name is a new study; the old one is untouched
+    assert "test-study" in optuna.get_all_study_names(swept["storage"])
 
 
 def test_second_run_resumes_instead_of_starting_over(swept):
