@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.config import Experiments, parse_overrides
+from harness.config import Experiments, parse_overrides, split_key
+from harness.errors import UserError
 from tests.conftest import REPO, run_cli
 
 
@@ -199,3 +200,30 @@ def test_bad_sweep_sections_are_one_line_errors_before_anything_runs(
     assert err.startswith(f"error: {path}") and len(err.splitlines()) == 1, err
     assert where in err and message in err, err
     assert not (tmp_path / "o.db").exists()  # nothing written to a study
+
+
+def test_a_searched_key_is_overridden_in_brackets(experiments):
+    over = parse_overrides(
+        ["sweep.space[optimizer.lr].high=0.5", "sweep.space[model.dropout].low=0.01"]
+    )
+    assert over == {
+        "sweep": {"space": {"optimizer.lr": {"high": 0.5}, "model.dropout": {"low": 0.01}}}
+    }
+    spec = experiments.resolve_sweep(over["sweep"])
+    assert spec.space["optimizer.lr"].high == 0.5 and spec.space["optimizer.lr"].low == 0.01
+    assert spec.space["model.dropout"].low == 0.01
+
+
+@pytest.mark.parametrize(
+    "item",
+    ["a[b", "a]b=1", "a[]=1", "a.[b]=1", ".a=1", "a.=1", "[a.b]x=1", "=1"],
+)
+def test_malformed_override_keys_are_refused(item):
+    with pytest.raises(UserError, match="expected key=value"):
+        parse_overrides([item])
+
+
+def test_split_key_keeps_bracketed_dots():
+    assert split_key("sweep.space[optimizer.lr].high") == ["sweep", "space", "optimizer.lr", "high"]
+    assert split_key("a[b][c.d]") == ["a", "b", "c.d"]
+    assert split_key("a..b") is None

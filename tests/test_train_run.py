@@ -49,3 +49,26 @@ def test_make_train_logs_config_metrics_tags_and_artifacts(tmp_path):
     assert "Total params: 8,000" in summary.read_text()
     assert client.search_logged_models([exp.experiment_id])  # the trained weights
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_diverging_train_run_is_one_line_exit_1_and_a_failed_run_with_the_reason(tmp_path):
+    over = quick_overrides(tmp_path)
+    over["data"] = {**over["data"], "train_subset": 500, "test_subset": 200}
+    r = run_cli(
+        "train",
+        "--file",
+        str(REPO / "experiments.yaml"),
+        *_args(over),
+        "optimizer.lr=10.0",
+        "batch_size=32",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()  # MLflow's own INFO lines come first
+    assert [x for x in lines if x.startswith("error")] == lines[-1:], r.stderr
+    assert "Traceback" not in r.stderr
+    assert "training diverged at epoch 1" in lines[-1] and "ended FAILED" in lines[-1]
+    client = MlflowClient(over["tracking"]["uri"])
+    (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["fail_reason"].startswith("training diverged at epoch 1")
