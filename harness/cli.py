@@ -1,4 +1,4 @@
-"""Command line: `s7 data | train | sweep | export | ui | bench` (the Makefile's targets call these).
+"""Command line: `s7 data | train | sweep | export | ui | dashboard | bench` (the Makefile's targets call these).
 
 `sweep --worker I:T` is internal: one of the processes that `sweep --workers k` starts.
 
@@ -274,7 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# MLflow's chatter, one to three lines per run: schema creation, the system-metrics monitor's
+# start and stop, and a warning about the pickle format we choose on purpose (it loads back as
+# the nn.Module a user can evaluate and train; see tracking.mlflow_store.RunHandle.log_model).
+QUIET_LOGGERS = {"mlflow.store.db.utils": "WARNING", "mlflow.system_metrics": "WARNING"}
+QUIET_LOGGERS |= {"mlflow.pytorch": "ERROR", "alembic": "WARNING"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
     args = build_parser().parse_args(argv)
     return run_reporting_errors(args.func, args)
 

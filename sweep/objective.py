@@ -5,6 +5,7 @@ The trial's suggested values become a validated `TrainConfig` (base experiment +
 always ends terminal: FINISHED (complete), KILLED (pruned or Ctrl-C), FAILED (diverged, error).
 """
 
+import functools
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +17,14 @@ from harness.config import Experiments, TrainConfig, deep_merge, unflatten
 from harness.data import Split, subset
 from harness.sweep_spec import SweepSpec
 from harness.trainer import DivergedError, evaluate, train
-from harness.urls import scrub
+from harness.urls import scrub_text
 from model_zoo import create_model, summarize
 from sweep.recovery import pid_space, worker_id
 from sweep.space import suggest
 from tracking import RunHandle, Tracker, curves_figure, provenance_tags
-
-MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+from tracking.datasets import sweep_inputs
+from tracking.resolution import round_accuracies
+from tracking.trial_runs import end_trial_run, run_link, searched_tags
 
 
 @dataclass(frozen=True)
@@ -70,42 +72,39 @@ class Objective:
             "seed": cfg.seed,
             "experiment": cfg.name,
             "worker": worker_id(),
+            **searched_tags(trial.params),
             **provenance_tags(str(self.device)),
         }
         run = self.tracker.start_run(f"trial-{trial.number}", tags, parent=self.parent)
         trial.set_user_attr("mlflow_run_id", run.run_id)
         history: list[dict[str, float]] = []
+        end = functools.partial(self._end, trial, cfg, run, history)
         try:
             run.log_params(cfg.flat())
             model_text = summarize(create_model(cfg.model.name, dropout=cfg.model.dropout))
             run.log_text(model_text.to_text(), "model_summary.txt")
-            value = self._train(trial, cfg, run, history)
+            with run.system_metrics():
+                value = self._train(trial, cfg, run, history)
         except optuna.TrialPruned:
-            self._end(trial, run, "PRUNED", history, {"pruned_at_epoch": len(history)})
-            raise
-        except DivergedError as e:
-            self._fail(trial, str(e))
-            self._end(trial, run, "FAIL", history, {"fail_reason": str(e)})
+            end("PRUNED")
             raise
         except KeyboardInterrupt:
             self._fail(trial, "interrupted (Ctrl-C)")
-            self._end(
-                trial, run, "FAIL", history, {"fail_reason": "interrupted (Ctrl-C)"}, "KILLED"
-            )
+            end("FAIL", reason="interrupted (Ctrl-C)", status="KILLED")
             raise
         except optuna.exceptions.UpdateFinishedTrialError:
             # Another process failed this trial for lack of heartbeat (the machine stalled longer
             # than the grace period) and queued it again; this attempt no longer counts.
             self.lost = trial.number
-            reason = "declared dead (no heartbeat) while still running"
-            self._end(trial, run, "FAIL", history, {"fail_reason": reason}, "KILLED")
+            end("FAIL", reason="declared dead (no heartbeat) while still running", status="KILLED")
             raise
-        except BaseException as e:
-            reason = scrub(f"{type(e).__name__}: {e}")[:500]  # library text may quote a URL
+        except BaseException as e:  # diverged, or any error: the trial fails, the study goes on
+            text = str(e) if isinstance(e, DivergedError) else f"{type(e).__name__}: {e}"
+            reason = scrub_text(text)[:500]  # library text may quote a URL with its password
             self._fail(trial, reason)
-            self._end(trial, run, "FAIL", history, {"fail_reason": reason})
+            end("FAIL", reason=reason)
             raise
-        self._end(trial, run, "COMPLETE", history, {})
+        end("COMPLETE", value=value)
         return value
 
     @staticmethod
@@ -125,17 +124,34 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}: {key}={metrics[key]:.2f}")
 
         train_set = subset(self.data.train, cfg.data.train_subset)
-        result = train(cfg, train_set, {"val": self.data.val}, on_epoch, self.device)
+        test = subset(self.data.test, cfg.data.test_subset)
+        sizes = {"train": len(train_set), "val": len(self.data.val), "test": len(test)}
+        run.log_inputs(
+            sweep_inputs(*sizes.values(), split_seed=self.spec.split_seed, root=cfg.data.root)
+        )
+        result = train(
+            cfg,
+            train_set,
+            {"val": self.data.val},
+            lambda epoch, m: on_epoch(epoch, round_accuracies(m, sizes)),
+            self.device,
+        )
         value = self._value(history, key)
         summary = {f"best_{key}": max(h[key] for h in history), f"final_{key}": history[-1][key]}
         if self.spec.evaluate_test:  # reported for the user, never returned to the study
-            test = subset(self.data.test, cfg.data.test_subset)
             loss, acc = (float(t) for t in evaluate(result.model, test, cfg.eval_batch_size))
-            summary |= {"test_loss": loss, "test_acc": acc}
-            trial.set_user_attr("test_acc", acc)
+            summary |= round_accuracies({"test_loss": loss, "test_acc": acc}, sizes)
+            trial.set_user_attr("test_acc", summary["test_acc"])
         run.log_metrics(summary, step=cfg.epochs)
         if self.spec.log_models:
-            run.log_model(result.model)
+            model_id = run.log_model(
+                result.model,
+                name=f"{self.spec.study_name}-trial-{trial.number}",
+                metrics=summary,
+                step=cfg.epochs,
+                params=trial.params,
+            )
+            trial.set_user_attr("mlflow_model_id", model_id)
         return value
 
     def _value(self, history: list[dict[str, float]], key: str) -> float:
@@ -146,16 +162,21 @@ class Objective:
     def _end(
         self,
         trial: optuna.Trial,
+        cfg: TrainConfig,
         run: RunHandle,
+        history: list[dict[str, float]],
         state: str,
-        history,
-        tags: dict,
+        value: float | None = None,
+        reason: str | None = None,
         status: str | None = None,
-    ):
-        """Tag the Optuna state, attach the curves, and end the MLflow run (never left RUNNING)."""
+    ) -> None:
+        """Attach the curves, then name, tag and end the MLflow run by the trial's outcome
+        (never left RUNNING)."""
         try:
-            run.set_tags({"state": state, "epochs_trained": len(history), **tags})
             if history:
                 run.log_figure(curves_figure(history, "val"), "curves.png")
         finally:
-            run.finish(status or MLFLOW_STATUS[state])
+            link = run_link(self.tracker.experiment_id, self.parent.run_id)
+            end_trial_run(
+                run, trial.number, state, len(history), cfg.epochs, value, reason, status, link
+            )

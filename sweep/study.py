@@ -25,14 +25,14 @@ from harness.data import ensure_mnist, load_split, train_val_split
 from harness.device import resolve_device
 from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
-from harness.urls import masked, scrub
+from harness.urls import masked, scrub_text
 from sweep.loop import FINISHED, count, run_trials, study_done
 from sweep.objective import Objective, SweepData
 from sweep.pruning import build_pruner
 from sweep.recovery import Requeue
 from sweep.space import baseline_params, check_space, grid_values
 from sweep.storage import DEFAULT_STORAGE, open_storage, storage_url
-from sweep.summary import log_study_summary
+from sweep.summary import finish_study_run, log_invocation, update_study_run
 from sweep.workers import WorkerPlan, describe_trial, run_workers
 from tracking import RunHandle, Tracker, provenance_tags
 from tracking.mlflow_store import check_reachable
@@ -145,7 +145,7 @@ def open_study(
     except Exception as e:  # the database went away between opening and using it
         raise UserError(
             f"study storage {masked(storage_url(spec))!r} cannot be used: "
-            f"{type(e).__name__}: {scrub(str(e).strip().splitlines()[0][:300])}"
+            f"{type(e).__name__}: {scrub_text(str(e).strip().splitlines()[0][:300])}"
         ) from None
     study.sampler = build_sampler(spec, sampler_seed(spec.sampler.seed, n, worker))
     study.pruner = build_pruner(spec.pruners)
@@ -214,7 +214,11 @@ class TrialRuns:
         )
         for run in runs:
             RunHandle(t.client, run.info.run_id).set_tags(
-                {"state": "FAIL", "fail_reason": scrub(reason)[:500], "closed_by": "sweep recovery"}
+                {
+                    "state": "FAIL",
+                    "fail_reason": scrub_text(reason)[:500],
+                    "closed_by": "sweep recovery",
+                }
             )
             t.client.set_terminated(run.info.run_id, "KILLED")
 
@@ -276,36 +280,39 @@ def run_sweep(
         return study
 
     parent = runs.parent(str(device))
+
+    def live(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        update_study_run(study, parent, spec)  # counters, best so far, the best trial's mark
+
     if worker is not None:
         objective = Objective(spec, experiments, fixed, data, device, runs.tracker, parent)
 
         def say(line: str) -> None:
             print(f"[worker {worker.index}] {line}", flush=True)
 
-        run_trials(study, objective, spec, requeue, [lambda s, t: say(describe_trial(t))], say)
+        done = [lambda s, t: say(describe_trial(t)), live]
+        run_trials(study, objective, spec, requeue, done, say)
         return study
-    status = "FAILED"
+    log_invocation(parent, spec, fixed)
+    failed = True
     try:
         if local:
-            _run_here(study, spec, experiments, fixed, data, device, runs, parent, requeue)
+            _run_here(study, spec, experiments, fixed, data, device, runs, parent, requeue, live)
         else:
             uri = runs.tracker.uri  # the experiment exists before the workers look for it
             run_workers(command or [], spec, str(device), study, requeue, uri, base)
-        status = "FINISHED"
+        failed = False
     except KeyboardInterrupt:
-        status = "KILLED"
+        failed = False  # stopped, not failed: the study run ends KILLED
         print("\ninterrupted: running trials are recorded as failed; `make sweep` resumes")
         raise
     finally:
-        try:
-            log_study_summary(study, parent, spec)
-        finally:
-            parent.finish(status)
+        finish_study_run(study, parent, spec, error=failed)
     _print_outcome(study)
     return study
 
 
-def _run_here(study, spec, experiments, fixed, data, device, runs, parent, requeue) -> None:
+def _run_here(study, spec, experiments, fixed, data, device, runs, parent, requeue, live) -> None:
     """One process: trials run here, with a progress bar."""
     fixed = deep_merge(fixed, {"device": str(device)})
     objective = Objective(spec, experiments, fixed, data, device, runs.tracker, parent)
@@ -323,7 +330,7 @@ def _run_here(study, spec, experiments, fixed, data, device, runs, parent, reque
         )
 
     try:
-        run_trials(study, objective, spec, requeue, [after_trial], bar.write)
+        run_trials(study, objective, spec, requeue, [after_trial, live], bar.write)
     finally:
         bar.close()
 
