@@ -16,6 +16,7 @@ from findings.plan import Job, Plan
 from findings.store import HASH_TAG, MODE_TAG, SETTING_TAG, experiment_id, finished_run
 from harness.runner import run_training
 from harness.trainer import DivergedError
+from harness.urls import with_driver
 from model_zoo import create_model
 
 
@@ -56,7 +57,7 @@ def run_missing(plan: Plan, log: Callable[[str], None] = print) -> ExecuteSummar
     Returns:
         Counts of runs trained, skipped (already finished) and diverged.
     """
-    client = MlflowClient(tracking_uri=plan.tracking_uri)
+    client = MlflowClient(tracking_uri=with_driver(plan.tracking_uri))
     jobs = plan.unique_jobs()
     ran = skipped = diverged = 0
     for i, job in enumerate(jobs, 1):

@@ -14,6 +14,7 @@ from mlflow.entities import Run  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from findings.plan import Plan  # noqa: E402
+from harness.urls import with_driver  # noqa: E402
 
 HASH_TAG = "config_hash"
 SETTING_TAG = "finding_setting"
@@ -111,7 +112,7 @@ def collect(plan: Plan) -> dict[tuple[str, int], RunRecord]:
         `{(setting, seed): RunRecord}`; missing pairs are simply absent. Settings that resolve to
         the same config share one record.
     """
-    client = MlflowClient(tracking_uri=plan.tracking_uri)
+    client = MlflowClient(tracking_uri=with_driver(plan.tracking_uri))
     exp_id = experiment_id(client, plan.mlflow_experiment)
     by_hash: dict[str, RunRecord | None] = {}
     out: dict[tuple[str, int], RunRecord] = {}

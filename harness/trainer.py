@@ -87,7 +87,7 @@ def evaluate(
         correct += (out.argmax(1) == y).sum()
     model.train(was_training)
     n = len(data)
-    return loss / n, correct.double() * (100.0 / n)
+    return loss / n, correct.float() * (100.0 / n)  # float32: Apple's MPS has no float64
 
 
 def train(
@@ -158,8 +158,8 @@ def train(
             sched.step()
         evals = {k: evaluate(model, v, cfg.eval_batch_size) for k, v in eval_sets.items()}
         values = torch.stack(
-            [loss_sum / n, correct.double() * (100.0 / n)]
-            + [t.to(torch.float64) for pair in evals.values() for t in pair]
+            [loss_sum / n, correct.float() * (100.0 / n)]
+            + [t for pair in evals.values() for t in pair]
         ).tolist()  # the one host read of the epoch
         metrics = {"train_loss": values[0], "train_acc": values[1]}
         for j, k in enumerate(evals):

@@ -26,7 +26,6 @@ from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study
 from sweep.workers import plan_workers
 from tests.conftest import experiments_doc, run_cli, write_experiments
-from tracking import Tracker
 
 EPOCHS = 2
 PG_URL = os.environ.get("S7_TEST_POSTGRES_URL")
