@@ -2,41 +2,19 @@
 
 The hash is what lets a re-run do only what is missing: a FINISHED run in MLflow whose
 `config_hash` tag matches is the same training, whichever setting name, store or machine it came
-from. It covers every key that can change the result, and leaves out those that cannot.
+from. It covers every key that can change the result, and leaves out those that cannot (the hash
+itself lives in the core, `harness.config_hash`, shared with the sweep's confirmation).
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from findings.spec import Claim, FindingsSpec, setting_overrides
 from harness.config import Experiments, TrainConfig, deep_merge
+from harness.config_hash import HASH_IGNORED, HASH_IGNORED_PREFIXES, config_hash
 
-# Keys that do not change what is trained or measured: labels, display, evaluation chunking, where
-# data is read from and where results are written. `device` is left out too, so a setting run on
-# CPU and on GPU counts as one (they differ by float rounding only); each run's device is a tag,
-# and the report lists the devices behind it.
-HASH_IGNORED = ("name", "progress", "eval_batch_size", "device", "data.root")
-HASH_IGNORED_PREFIXES = ("tracking.",)
-
-
-def config_hash(cfg: TrainConfig) -> str:
-    """A stable 16-hex-digit hash of `cfg.flat()` without the keys in `HASH_IGNORED`.
-
-    Args:
-        cfg: a resolved training config.
-    Returns:
-        The first 16 hex digits of the SHA-256 of the remaining keys as sorted JSON.
-    """
-    kept = {
-        k: v
-        for k, v in cfg.flat().items()
-        if k not in HASH_IGNORED and not k.startswith(HASH_IGNORED_PREFIXES)
-    }
-    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+__all__ = ["HASH_IGNORED", "HASH_IGNORED_PREFIXES", "Job", "Plan", "build_plan", "config_hash"]
 
 
 @dataclass(frozen=True)
