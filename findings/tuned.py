@@ -103,6 +103,8 @@ def study_spec(plan: Plan, experiments: Experiments) -> SweepSpec:
         "evaluate_test": True,
         "log_models": False,
         "mlflow_experiment": None,  # the study's name
+        # each batch size picks its own lr here; the findings judge seeds themselves
+        "confirm": {"k": 0},
     }
     if plan.quick:
         data["val_size"] = t.quick.val_size

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.config import Bool, Float, Int, Section, Str
+from harness.config import SEED_MAX, Bool, Float, Int, Section, Str
 
 
 class ParamSpec(Section):
@@ -152,6 +152,27 @@ class HeartbeatSpec(Section):
         return self
 
 
+class ConfirmSpec(Section):
+    """The confirmation that ends a sweep: the study's top `k` completed trials and the baseline,
+    each trained again at every seed of `seeds` (paired: seed i of every config shares initial
+    weights and data order) on the study's hold-out; `make export` ships the best mean. k = 0
+    turns it off."""
+
+    k: Int = Field(3, ge=0, le=100)
+    # at least two: a 95% interval needs them
+    seeds: list[Annotated[int, Field(strict=True, ge=0, le=SEED_MAX)]] = Field(
+        [1, 2, 3, 4, 5], min_length=2
+    )
+
+    @model_validator(mode="after")
+    def _unique_seeds(self) -> "ConfirmSpec":
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(
+                f"'seeds' has duplicates: {self.seeds}; each seed pairs the configs once"
+            )
+        return self
+
+
 class SweepSpec(Section):
     study_name: Str = "s7-sweep"
     storage: Str | None = None  # None: sqlite:///runs/optuna.db; env OPTUNA_STORAGE wins
@@ -172,6 +193,7 @@ class SweepSpec(Section):
     log_models: Bool = True
     mlflow_experiment: Str | None = None  # None: the study name
     heartbeat: HeartbeatSpec = HeartbeatSpec()
+    confirm: ConfirmSpec = ConfirmSpec()
 
     @model_validator(mode="after")
     def _grid_needs_values(self) -> "SweepSpec":

@@ -49,6 +49,7 @@ def _write_experiments(
         "val_size": 500,
         "pruners": [],
         "log_models": False,
+        "confirm": {"k": 0},  # the confirmation has its own tests (test_confirm.py)
         "heartbeat": heartbeat or {"interval": 2, "grace_period": 30, "max_retry": 1},
         "space": {
             "optimizer.lr": {"type": "float", "low": 0.05, "high": 0.3, "log": True},

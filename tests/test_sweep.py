@@ -27,6 +27,7 @@ def _write_experiments(tmp) -> str:
         "study_name": "test-study",
         "storage": f"sqlite:///{tmp}/optuna.db",
         "n_trials": N_TRIALS,
+        "confirm": {"k": 0},  # the confirmation has its own tests (test_confirm.py)
         "val_size": 1000,
         "sampler": {"name": "tpe", "seed": 0},
         "pruners": [{"name": "ThresholdPruner", "args": {"lower": 30.0, "n_warmup_steps": 2}}],

@@ -68,6 +68,7 @@ def _small_sweep(tmp, **sweep) -> str:
         "val_size": 300,
         "log_models": False,
         "enqueue_baseline": False,
+        "confirm": {"k": 0},  # the confirmation has its own tests (test_confirm.py)
         "space": {"optimizer.lr": {"type": "float", "low": 0.05, "high": 0.2}},
         **sweep,
     }
