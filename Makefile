@@ -12,7 +12,7 @@ STUDY  ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: setup data train sweep export ui dashboard findings test bench bench-workers lint format clean
+.PHONY: setup data train sweep confirm export ui dashboard findings test bench bench-workers lint format clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ train: data
 # STUDY=name: a study of its own (e.g. a quick look), so its trials never mix with the main one's.
 sweep: data
 	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
+
+# Only the confirmation that ends `make sweep`: the study's top trials and the baseline again over
+# paired seeds (sweep.confirm); resumes, and trains nothing twice.
+confirm: data
+	$(PY) -m harness.cli confirm $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
 
 # best_config.yaml + trials.csv from the study; retrain with: make train CONFIG=best_config.yaml
 export: setup
@@ -78,4 +83,4 @@ format: setup
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf runs mlartifacts mlflow.db best_config.yaml trials.csv .pytest_cache
+	rm -rf runs mlartifacts mlflow.db best_config.yaml trials.csv confirm.csv .pytest_cache

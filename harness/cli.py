@@ -1,4 +1,4 @@
-"""Command line: `s7 data | train | sweep | export | ui | dashboard | bench` (the Makefile's targets call these).
+"""Command line: `s7 data | train | sweep | confirm | export | ui | dashboard | bench` (the Makefile's targets call these).
 
 `sweep --worker I:T` is internal: one of the processes that `sweep --workers k` starts.
 
@@ -107,6 +107,17 @@ def _sweep(args: argparse.Namespace) -> None:
     run_sweep(exps, spec, train_over, command=command, worker=worker)
 
 
+def _confirm(args: argparse.Namespace) -> None:
+    import signal
+
+    from sweep.study import confirm_study
+
+    # as `sweep`: Ctrl-C ends the running confirmation run KILLED, finished ones are kept
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    exps, spec, train_over = _sweep_spec(args)
+    confirm_study(exps, spec, train_over)
+
+
 def _export(args: argparse.Namespace) -> None:
     from sweep import export_best
 
@@ -115,13 +126,26 @@ def _export(args: argparse.Namespace) -> None:
     _output_file(table, "--table")
     if out.resolve() == table.resolve():
         raise UserError(f"--out and --table name the same file {one_line(args.out, 300)}")
-    _, spec, _ = _sweep_spec(args)
-    doc = export_best(spec, Path(args.out), Path(args.table))
-    p = doc["provenance"]
-    print(
-        f"wrote {args.out} (trial {p['trial']}, validation accuracy {p['val_acc']:.2f}%) "
-        f"and {args.table}; retrain with: make train CONFIG={args.out}"
-    )
+    exps, spec, train_over = _sweep_spec(args)
+    uri = exps.resolve(spec.base_experiment, train_over).tracking.uri  # as `make sweep`
+    doc = export_best(spec, Path(args.out), Path(args.table), uri)
+    p, c = doc["provenance"], doc["provenance"]["confirmation"]
+    if c:
+        chosen = next(x for x in c["candidates"] if x["candidate"] == c["chosen"])
+        what = (
+            f"{c['chosen']}, confirmed over {len(c['seeds'])} paired seeds: mean "
+            f"{chosen['mean']:.2f}%, {c['verdict']} the baseline"
+        )
+        also = f", {args.table} and {Path(args.table).parent / 'confirm.csv'}"
+    else:
+        what = f"trial {p['trial']}, validation accuracy {p['val_acc']:.2f}%: {p['pick']}"
+        also = f" and {args.table}"
+    print(f"wrote {args.out} ({what}){also}; retrain with: make train CONFIG={args.out}")
+    m = p["model"]
+    if m["registered"]:
+        print(f"registered its model as {m['uri']} (version {m['version']})")
+    else:
+        print(f"model not registered: {m['why']}")
 
 
 def _ui(args: argparse.Namespace) -> None:
@@ -240,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # INDEX:THREADS, internal
     s.set_defaults(func=_sweep)
+
+    c = sub.add_parser(
+        "confirm", help="re-run the study's top trials and the baseline over paired seeds"
+    )
+    c.add_argument("--file", default="experiments.yaml")
+    c.add_argument(
+        "overrides", nargs="*", help="sweep.key=value for the study, key=value as for its sweep"
+    )
+    c.set_defaults(func=_confirm)
 
     e = sub.add_parser("export", help="write best_config.yaml and trials.csv from the study")
     e.add_argument("--file", default="experiments.yaml")

@@ -6,6 +6,7 @@ always ends terminal: FINISHED (complete), KILLED (pruned or Ctrl-C), FAILED (di
 """
 
 import functools
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,9 @@ import optuna
 import torch
 
 from harness.config import Experiments, TrainConfig, deep_merge, unflatten
-from harness.data import Split, subset
+from harness.data import Split, load_split, subset, train_val_split
 from harness.sweep_spec import SweepSpec
-from harness.trainer import DivergedError, evaluate, train
+from harness.trainer import DivergedError, TrainResult, evaluate, train
 from harness.urls import scrub_text
 from model_zoo import create_model, summarize
 from sweep.recovery import pid_space, worker_id
@@ -35,6 +36,76 @@ class SweepData:
     train: Split
     val: Split
     test: Split
+
+
+def load_data(cfg: TrainConfig, spec: SweepSpec, device) -> SweepData:
+    """Fixed hold-out of the 60k training images for validation; the test set only for reports."""
+    tr, val = train_val_split(load_split(cfg.data.root, train=True), spec.val_size, spec.split_seed)
+    te = load_split(cfg.data.root, train=False)
+    return SweepData(tr.to(device), val.to(device), te.to(device))
+
+
+def trial_config(
+    experiments: Experiments, spec: SweepSpec, fixed: dict[str, Any], params: dict[str, Any]
+) -> TrainConfig:
+    """The training config of searched values `params`: the base experiment, the fixed
+    overrides, then `params` (dotted keys)."""
+    over = deep_merge(fixed, unflatten(params))
+    over = deep_merge(over, {"progress": spec.show_epochs})
+    return experiments.resolve(spec.base_experiment, over)
+
+
+def objective_value(history: list[dict[str, float]], spec: SweepSpec) -> float:
+    """What the study maximises from a run's per-epoch metrics: the last epoch's metric, or
+    its best (`spec.objective.reduce`)."""
+    key = spec.objective.metric
+    if spec.objective.reduce == "best":
+        return max(h[key] for h in history)
+    return history[-1][key]
+
+
+def train_tracked(
+    cfg: TrainConfig,
+    data: SweepData,
+    spec: SweepSpec,
+    device: torch.device,
+    run: RunHandle,
+    history: list[dict[str, float]],
+    report: Callable[[int, list[dict[str, float]]], None] | None = None,
+) -> tuple[TrainResult, dict[str, float]]:
+    """Train `cfg` on the sweep's data (its training subset, the study's hold-out), logging into
+    `run` its datasets, per-epoch metrics (accuracies rounded to what the data resolves) and a
+    summary.
+
+    Args:
+        cfg, data, spec, device: what to train, on what, judged how, where.
+        run: the MLflow run to log into.
+        history: filled with each epoch's metrics as they come (kept when training stops early).
+        report: called after each epoch with the epoch and `history`; may raise to stop
+            (a trial's report and pruning).
+    Returns:
+        The training result and the summary logged at step `cfg.epochs`: `best_<metric>`,
+        `final_<metric>`, and `test_loss`/`test_acc` when `spec.evaluate_test` (reported only).
+    """
+    key = spec.objective.metric
+    train_set = subset(data.train, cfg.data.train_subset)
+    test = subset(data.test, cfg.data.test_subset)
+    sizes = {"train": len(train_set), "val": len(data.val), "test": len(test)}
+    run.log_inputs(sweep_inputs(*sizes.values(), split_seed=spec.split_seed, root=cfg.data.root))
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        history.append(round_accuracies(metrics, sizes))
+        run.log_metrics(history[-1], step=epoch)
+        if report is not None:
+            report(epoch, history)
+
+    result = train(cfg, train_set, {"val": data.val}, on_epoch, device)
+    summary = {f"best_{key}": max(h[key] for h in history), f"final_{key}": history[-1][key]}
+    if spec.evaluate_test:
+        loss, acc = (float(t) for t in evaluate(result.model, test, cfg.eval_batch_size))
+        summary |= round_accuracies({"test_loss": loss, "test_acc": acc}, sizes)
+    run.log_metrics(summary, step=cfg.epochs)
+    return result, summary
 
 
 class Objective:
@@ -56,9 +127,7 @@ class Objective:
         self.lost: int | None = None  # a trial another process declared dead while it ran here
 
     def config(self, params: dict[str, Any]) -> TrainConfig:
-        over = deep_merge(self.fixed, unflatten(params))
-        over = deep_merge(over, {"progress": self.spec.show_epochs})
-        return self.experiments.resolve(self.spec.base_experiment, over)
+        return trial_config(self.experiments, self.spec, self.fixed, params)
 
     def __call__(self, trial: optuna.Trial) -> float:
         # First, so that a dead worker's trial can be told apart from a live one (sweep.recovery).
@@ -115,34 +184,18 @@ class Objective:
     def _train(self, trial: optuna.Trial, cfg: TrainConfig, run: RunHandle, history) -> float:
         key = self.metric
 
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            history.append(metrics)
-            run.log_metrics(metrics, step=epoch)
-            trial.report(self._value(history, key), epoch)
+        def report(epoch: int, history: list[dict[str, float]]) -> None:
+            trial.report(objective_value(history, self.spec), epoch)
             # never at the last epoch: the trial has paid for every epoch, keep its result
             if epoch < cfg.epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch}: {key}={metrics[key]:.2f}")
+                value = history[-1][key]
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}: {key}={value:.2f}")
 
-        train_set = subset(self.data.train, cfg.data.train_subset)
-        test = subset(self.data.test, cfg.data.test_subset)
-        sizes = {"train": len(train_set), "val": len(self.data.val), "test": len(test)}
-        run.log_inputs(
-            sweep_inputs(*sizes.values(), split_seed=self.spec.split_seed, root=cfg.data.root)
+        result, summary = train_tracked(
+            cfg, self.data, self.spec, self.device, run, history, report
         )
-        result = train(
-            cfg,
-            train_set,
-            {"val": self.data.val},
-            lambda epoch, m: on_epoch(epoch, round_accuracies(m, sizes)),
-            self.device,
-        )
-        value = self._value(history, key)
-        summary = {f"best_{key}": max(h[key] for h in history), f"final_{key}": history[-1][key]}
-        if self.spec.evaluate_test:  # reported for the user, never returned to the study
-            loss, acc = (float(t) for t in evaluate(result.model, test, cfg.eval_batch_size))
-            summary |= round_accuracies({"test_loss": loss, "test_acc": acc}, sizes)
+        if "test_acc" in summary:  # reported for the user, never returned to the study
             trial.set_user_attr("test_acc", summary["test_acc"])
-        run.log_metrics(summary, step=cfg.epochs)
         if self.spec.log_models:
             model_id = run.log_model(
                 result.model,
@@ -152,12 +205,7 @@ class Objective:
                 params=trial.params,
             )
             trial.set_user_attr("mlflow_model_id", model_id)
-        return value
-
-    def _value(self, history: list[dict[str, float]], key: str) -> float:
-        if self.spec.objective.reduce == "best":
-            return max(h[key] for h in history)
-        return history[-1][key]
+        return objective_value(history, self.spec)
 
     def _end(
         self,

@@ -21,23 +21,34 @@ import torch
 from tqdm import tqdm
 
 from harness.config import Experiments, TrainConfig, deep_merge, flatten
-from harness.data import ensure_mnist, load_split, train_val_split
+from harness.data import ensure_mnist
 from harness.device import resolve_device
 from harness.errors import UserError
 from harness.sweep_spec import SweepSpec
 from harness.urls import masked, scrub_text
+from sweep.confirm import describe as describe_confirmation
+from sweep.confirm import run_confirmation
 from sweep.loop import FINISHED, count, run_trials, study_done
-from sweep.objective import Objective, SweepData
+from sweep.objective import Objective, load_data
 from sweep.pruning import build_pruner
 from sweep.recovery import Requeue
 from sweep.space import baseline_params, check_space, grid_values
 from sweep.storage import DEFAULT_STORAGE, open_storage, storage_url
-from sweep.summary import finish_study_run, log_invocation, update_study_run
+from sweep.summary import finish_study_run, log_invocation, pruning_savings, update_study_run
 from sweep.workers import WorkerPlan, describe_trial, run_workers
 from tracking import RunHandle, Tracker, provenance_tags
 from tracking.mlflow_store import check_reachable
 
-__all__ = ["DEFAULT_STORAGE", "FINISHED", "count", "load_study", "open_study", "run_sweep"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "FINISHED",
+    "confirm_study",
+    "count",
+    "load_data",
+    "load_study",
+    "open_study",
+    "run_sweep",
+]
 
 # config keys that do not change what a trial computes: left out of the study's fingerprint
 NOT_COMPARED = ("name", "device", "progress", "data.root", "tracking.")
@@ -133,12 +144,10 @@ def open_study(
                 load_if_exists=True,  # another machine may create it at the same moment
             )
             created = not study.trials
-        stored = study.user_attrs.get("fingerprint")
-        if stored is None:  # new, or made before studies knew what they are: adopt it
-            study.set_user_attr("fingerprint", fingerprint(settings))
+        if study.user_attrs.get("fingerprint") is None:  # new, or made before studies knew
+            study.set_user_attr("fingerprint", fingerprint(settings))  # what they are: adopt it
             study.set_user_attr("settings", settings)
-        elif stored != fingerprint(settings):
-            _refuse(spec, study.user_attrs.get("settings", {}), settings)
+        check_settings(study, spec, base)
         n = len(study.trials)
     except UserError:
         raise
@@ -152,6 +161,18 @@ def open_study(
     return study, created
 
 
+def check_settings(study: optuna.Study, spec: SweepSpec, base: TrainConfig) -> None:
+    """Refuse a study created with other settings than `spec` and `base`.
+
+    Raises:
+        UserError: one line naming the keys that differ and how to start a separate study.
+    """
+    settings = study_settings(spec, base)
+    stored = study.user_attrs.get("fingerprint")
+    if stored is not None and stored != fingerprint(settings):
+        _refuse(spec, study.user_attrs.get("settings", {}), settings)
+
+
 def _refuse(spec: SweepSpec, stored: dict[str, Any], now: dict[str, Any]) -> None:
     keys = sorted(k for k in stored.keys() | now.keys() if stored.get(k) != now.get(k))
     shown = "; ".join(f"{k}: {stored.get(k)!r} -> {now.get(k)!r}" for k in keys[:6])
@@ -160,13 +181,6 @@ def _refuse(spec: SweepSpec, stored: dict[str, Any], now: dict[str, Any]) -> Non
         f"study {spec.study_name!r} was created with other settings ({shown}{more}); its trials "
         "would not be comparable: start a separate study with sweep.study_name=NAME"
     )
-
-
-def load_data(cfg: TrainConfig, spec: SweepSpec, device) -> SweepData:
-    """Fixed hold-out of the 60k training images for validation; the test set only for reports."""
-    tr, val = train_val_split(load_split(cfg.data.root, train=True), spec.val_size, spec.split_seed)
-    te = load_split(cfg.data.root, train=False)
-    return SweepData(tr.to(device), val.to(device), te.to(device))
 
 
 class TrialRuns:
@@ -274,7 +288,8 @@ def run_sweep(
             study.enqueue_trial(baseline_params(spec.space, base), user_attrs={"baseline": True})
         for params in spec.enqueue:
             study.enqueue_trial(params)
-    if study_done(study, spec.n_trials):
+    confirm = worker is None and spec.confirm.k > 0  # the confirmation may still lack runs
+    if study_done(study, spec.n_trials) and not confirm:
         if worker is None:
             print("nothing to do: the study already has its trials (raise N_TRIALS for more)")
         return study
@@ -294,13 +309,18 @@ def run_sweep(
         run_trials(study, objective, spec, requeue, done, say)
         return study
     log_invocation(parent, spec, fixed)
-    failed = True
+    failed, confirmed = True, None
     try:
         if local:
             _run_here(study, spec, experiments, fixed, data, device, runs, parent, requeue, live)
-        else:
+        elif not study_done(study, spec.n_trials):
             uri = runs.tracker.uri  # the experiment exists before the workers look for it
             run_workers(command or [], spec, str(device), study, requeue, uri, base)
+        if confirm:
+            data = data if local else load_data(base, spec, device)
+            confirmed = run_confirmation(
+                study, spec, experiments, fixed, data, device, runs.tracker, parent
+            )
         failed = False
     except KeyboardInterrupt:
         failed = False  # stopped, not failed: the study run ends KILLED
@@ -309,6 +329,8 @@ def run_sweep(
     finally:
         finish_study_run(study, parent, spec, error=failed)
     _print_outcome(study)
+    if confirmed:
+        print(describe_confirmation(confirmed, pruning_savings(study.trials)["seconds_trained"]))
     return study
 
 
@@ -349,3 +371,51 @@ def _print_outcome(study: optuna.Study) -> None:
             + (f" (test {test:.2f}%, reported only)" if test is not None else "")
             + f", params {b.params}"
         )
+
+
+def confirm_study(
+    experiments: Experiments, spec: SweepSpec, fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`make confirm`: only the confirmation, on the existing study (never creates one).
+
+    Args:
+        experiments, spec: the experiments file and its sweep section (`confirm.k` > 0).
+        fixed: the study's fixed training overrides (as given to `make sweep`).
+    Returns:
+        The confirmation (see `sweep.confirm.summarize`); it is printed too.
+    Raises:
+        UserError: confirmation off, no such study, a study made with other settings, no
+            completed trial, no MLflow run of the study, an unreachable store (nothing written).
+    """
+    fixed = fixed or {}
+    if not spec.confirm.k:
+        raise UserError("sweep.confirm.k is 0 (off): nothing to confirm; set sweep.confirm.k=3")
+    base = experiments.resolve(spec.base_experiment, fixed)
+    device = resolve_device(base.device)
+    study = load_study(spec)
+    check_settings(study, spec, base)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise UserError(
+            f"study {spec.study_name!r} has no completed trial to confirm; run `make sweep` first"
+        )
+    check_reachable(base.tracking.uri)
+    runs = TrialRuns(spec, base)
+    parent = runs.parent(str(device), create=False)
+    if parent is None:
+        raise UserError(
+            f"study {spec.study_name!r} has no run in the MLflow store {masked(base.tracking.uri)}; "
+            "give the store its trials were logged to (tracking.uri or MLFLOW_TRACKING_URI)"
+        )
+    data = load_data(base, spec, device)
+    failed = True
+    try:
+        doc = run_confirmation(study, spec, experiments, fixed, data, device, runs.tracker, parent)
+        failed = False
+    except KeyboardInterrupt:
+        failed = False
+        print("\ninterrupted: finished confirmation runs are kept; `make confirm` resumes")
+        raise
+    finally:
+        finish_study_run(study, parent, spec, error=failed)
+    print(describe_confirmation(doc, pruning_savings(study.trials)["seconds_trained"]))
+    return doc
