@@ -422,9 +422,10 @@ def record(doc: dict[str, Any], parent: RunHandle) -> None:
     parent.log_text(markdown(doc), "confirm.md")
 
 
-def current(study: optuna.Study, spec: SweepSpec) -> tuple[dict[str, Any] | None, str]:
-    """The study's confirmation if it still speaks for the study: made with these seeds on
-    today's top trials.
+def current(study: optuna.Study) -> tuple[dict[str, Any] | None, str]:
+    """The study's confirmation if it still speaks for the study: made on today's top trials
+    (a later `make sweep N_TRIALS=...` may have found better ones). Its own `k` and seeds count,
+    not today's settings, so `make export` needs none of the sweep's command-line overrides.
 
     Returns:
         The confirmation (or None) and, when None, why: one phrase for the user.
@@ -432,10 +433,9 @@ def current(study: optuna.Study, spec: SweepSpec) -> tuple[dict[str, Any] | None
     doc = study.user_attrs.get(ATTR)
     if not doc:
         return None, "the study has no confirmation (sweep.confirm.k = 0, or it was stopped)"
-    top = [t.number for t in top_trials(study, spec.confirm.k)]
-    if doc.get("seeds") != list(spec.confirm.seeds) or doc.get("top_trials") != top:
+    if doc.get("top_trials") != [t.number for t in top_trials(study, doc.get("k", 0))]:
         return None, (
-            "the study's confirmation is out of date (its top trials or sweep.confirm changed "
-            "since); `make confirm` brings it up to date"
+            "the study's confirmation is out of date (the study has new top trials since); "
+            "`make confirm` brings it up to date"
         )
     return doc, ""

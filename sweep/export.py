@@ -72,7 +72,7 @@ def export_best(
             f"study {spec.study_name!r} has no completed trial yet; run `make sweep` first"
         )
     if spec.confirm.k:
-        confirmation, why = current(study, spec)
+        confirmation, why = current(study)
     else:
         confirmation, why = None, "sweep.confirm.k = 0 (the confirmation is off)"
     if confirmation:
