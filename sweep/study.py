@@ -290,7 +290,9 @@ def run_sweep(
             study.enqueue_trial(params)
     confirm = worker is None and spec.confirm.k > 0  # the confirmation may still lack runs
     if study_done(study, spec.n_trials) and not confirm:
-        if worker is None:
+        if worker is None and count(study) < spec.n_trials:
+            print("nothing to do: every point of the grid has been tried")
+        elif worker is None:
             print("nothing to do: the study already has its trials (raise N_TRIALS for more)")
         return study
 

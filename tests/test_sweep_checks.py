@@ -181,14 +181,32 @@ def test_the_trainer_builds_no_float64_tensor(small_data):
 PG_URL = os.environ.get("S7_TEST_POSTGRES_URL")
 
 
+@pytest.fixture
+def pg_schema():
+    """A PostgreSQL URL into a schema of its own: MLflow and Optuna both keep their schema
+    version in a table named alembic_version, so they must not share one schema."""
+    from sqlalchemy import create_engine, text
+
+    from harness.urls import with_driver
+
+    engine = create_engine(with_driver(PG_URL))
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA IF EXISTS s7_findings_test CASCADE"))
+        c.execute(text("CREATE SCHEMA s7_findings_test"))
+    yield PG_URL + "?options=-csearch_path%3Ds7_findings_test"
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA IF EXISTS s7_findings_test CASCADE"))
+    engine.dispose()
+
+
 @pytest.mark.skipif(not PG_URL, reason="S7_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-def test_findings_read_a_postgresql_tracking_store(tmp_path):
+def test_findings_read_a_postgresql_tracking_store(tmp_path, pg_schema):
     """`postgresql://` names no driver; SQLAlchemy's default is one we do not install. Every
     other command maps it to psycopg2; findings opened MLflow on the raw URL and failed."""
     exp_file = write_experiments(tmp_path, _repo_doc(tmp_path))
     r = subprocess.run(
         [sys.executable, "-m", "findings", "--file", exp_file, "--quick", "--report-only"]
-        + ["--tracking-uri", PG_URL],
+        + ["--tracking-uri", pg_schema],
         cwd=tmp_path,
         capture_output=True,
         text=True,
