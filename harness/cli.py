@@ -101,9 +101,12 @@ def _sweep(args: argparse.Namespace) -> None:
     if args.worker:  # internal: one of the k processes that `--workers k` starts
         index, _, threads = args.worker.partition(":")
         worker = WorkerPlan(int(index), train_over.get("device", "auto"), int(threads))
-    command = ["sweep", "--file", args.file, *args.overrides]
+    # options first: the workers' own overrides follow these, and argparse takes positional
+    # arguments in one run
+    command = ["sweep", "--file", args.file]
     if args.n_trials is not None:
         command += ["--n-trials", str(args.n_trials)]
+    command += args.overrides
     run_sweep(exps, spec, train_over, command=command, worker=worker)
 
 

@@ -14,6 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
+from optuna.trial import TrialState
+
 ARGS = [
     "epochs=3",
     "data.train_subset=10000",
@@ -22,6 +25,7 @@ ARGS = [
     "sweep.val_size=2000",
     "sweep.pruners=[]",
     "sweep.log_models=false",
+    "sweep.confirm.k=0",
 ]
 
 
@@ -52,12 +56,15 @@ def _arm(workers: int, n_trials: int, threads: int) -> dict:
         seconds = time.perf_counter() - t0
         if r.returncode != 0:
             raise SystemExit(f"bench arm with {workers} workers failed:\n{r.stdout}\n{r.stderr}")
+        # k workers may finish up to k - 1 trials over the total: count what was trained
+        study = optuna.load_study(study_name="s7-sweep", storage=env["OPTUNA_STORAGE"])
+        done = len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
     return {
         "workers": workers,
         "threads_per_worker": threads,
-        "trials": n_trials,
+        "trials": done,
         "seconds": seconds,
-        "trials_per_hour": n_trials * 3600 / seconds,
+        "trials_per_hour": done * 3600 / seconds,
     }
 
 

@@ -219,8 +219,19 @@ def client_status(uri: str, run_id: str) -> str:
 
 def test_two_workers_share_one_study_on_the_embedded_stores(tmp_path):
     n = 4
-    exp_file = _write_experiments(tmp_path, n)
-    r = run_cli("sweep", "--file", exp_file, "--workers", "2", cwd=tmp_path)
+    exp_file = _write_experiments(tmp_path, n + 5)
+    # as make sweep N_TRIALS=... WORKERS=2 ARGS=... passes them: the workers get all three
+    r = run_cli(
+        "sweep",
+        "--file",
+        exp_file,
+        "--n-trials",
+        str(n),
+        "--workers",
+        "2",
+        "progress=false",
+        cwd=tmp_path,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "2 workers:" in out and "workers log through http://127.0.0.1:" in out
