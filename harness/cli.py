@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("dashboard", help="optuna-dashboard on the study's Optuna storage")
     g.add_argument("--file", default="experiments.yaml")
     g.add_argument("--host", default="127.0.0.1")
-    g.add_argument("--port", type=int, default=8080)
+    g.add_argument("--port", type=_port, default=8080)
     g.add_argument("overrides", nargs="*", help="sweep.key=value (e.g. sweep.study_name=...)")
     g.set_defaults(func=_dashboard)
 
