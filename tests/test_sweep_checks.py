@@ -215,3 +215,30 @@ def test_findings_read_a_postgresql_tracking_store(tmp_path, pg_schema):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "psycopg" not in r.stderr
+
+
+def test_a_library_error_quoting_a_password_is_stored_masked(tmp_path, monkeypatch):
+    """MLflow's exceptions quote the tracking URL with its credentials; the trial's fail_reason
+    (Optuna attribute, MLflow tag, trials.csv) keeps only the masked text."""
+    from harness.config import Experiments
+    from sweep import objective, study
+    from sweep.loop import TrialsKeepFailing
+
+    def upload_fails(*args, **kwargs):
+        raise RuntimeError("API request to http://alice:s3cret-pw@tracking:5000/api failed")
+
+    monkeypatch.setattr(objective, "train", upload_fails)
+    exps = Experiments(_small_sweep(tmp_path, max_consecutive_failures=1, log_models=False))
+    with pytest.raises(TrialsKeepFailing, match="alice:\\*\\*\\*@tracking"):
+        study.run_sweep(exps, exps.resolve_sweep())
+    (trial,) = optuna.load_study(
+        study_name="checks", storage=f"sqlite:///{tmp_path}/runs/optuna.db"
+    ).trials
+    assert "alice:***@tracking" in trial.user_attrs["fail_reason"]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(trial.user_attrs["mlflow_run_id"])
+    assert "alice:***@tracking" in run.data.tags["fail_reason"]
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    table = client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))
+    stored = str(trial.user_attrs) + str(run.data.tags) + open(table).read()
+    assert "s3cret-pw" not in stored
