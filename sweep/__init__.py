@@ -2,9 +2,10 @@
 
 Search space, sampler and pruning live only here; trials call the plain trainer and log through
 `tracking/`. Entry points: `run_sweep` (make sweep), `export_best` (make export). Modules:
-`study` (the sweep), `loop` (one process's trial loop), `workers` (several processes),
-`storage` (where the study lives), `recovery` (what killed workers leave behind), `objective`,
-`space`, `pruning`, `summary`, `export`.
+`study` (the sweep), `loop` (one process's trials: Optuna's loop and callbacks), `workers`
+(several processes), `storage` (where the study lives), `recovery` (what dead workers leave
+behind), `objective`, `confirm` (the top trials re-run over paired seeds), `space`, `pruning`,
+`summary`, `export`.
 """
 
 from sweep.export import export_best
