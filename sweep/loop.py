@@ -80,9 +80,7 @@ def run_trials(
     streak = FailureStreak(spec.max_consecutive_failures)
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
-        for line in requeue.messages:
-            say(line)
-        requeue.messages.clear()
+        requeue.flush(say)
 
     every = [MaxTrialsCallback(spec.n_trials, states=FINISHED), streak, *callbacks, report]
     while True:

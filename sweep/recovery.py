@@ -83,6 +83,12 @@ class Requeue(optuna.storages.RetryHeartbeatStaleTrialCallback):
             + ("; queued again with the same parameters" if again else "; retries used up")
         )
 
+    def flush(self, say: Callable[[str], None]) -> None:
+        """Hand what was recovered since the last call to `say`, one line each."""
+        for line in self.messages:
+            say(line)
+        self.messages.clear()
+
 
 def fail_dead_here(study: optuna.Study, requeue: Requeue, pids: set[int] | None = None) -> None:
     """Fail (and queue again) the RUNNING trials of workers on this machine that are gone.

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from harness.errors import WorkersFailed
 from harness.sweep_spec import SweepSpec
+from sweep.loop import count
 from sweep.recovery import Requeue, fail_dead_here
 from tracking.mlflow_store import is_local
 from tracking.server import LocalServer
@@ -118,13 +119,10 @@ def run_workers(
         except KeyboardInterrupt:
             _interrupt(procs)
             fail_dead_here(study, requeue, {p.pid for p in procs.values()})
-            for line in requeue.messages:
-                print(line, flush=True)
+            requeue.flush(_say)
             raise
     bad = {i: c for i, c in codes.items() if c != 0}
-    finished = len(
-        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    )
+    finished = count(study)
     if bad and finished < spec.n_trials:
         raise WorkersFailed(
             f"{len(bad)} of {len(codes)} workers failed ("
@@ -132,6 +130,10 @@ def run_workers(
             + f"); the study has {finished}/{spec.n_trials} finished trials; "
             "run `make sweep` again to go on"
         )
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _supervise(procs: dict[int, subprocess.Popen], study, requeue: Requeue) -> dict[int, int]:
@@ -149,9 +151,7 @@ def _supervise(procs: dict[int, subprocess.Popen], study, requeue: Requeue) -> d
                         dead.add(p.pid)
             if dead:  # fail its trial now, not after the heartbeat's grace period
                 fail_dead_here(study, requeue, dead)
-                for line in requeue.messages:
-                    print(line, flush=True)
-                requeue.messages.clear()
+                requeue.flush(_say)
     finally:
         signal.signal(signal.SIGTERM, old)
     return codes
