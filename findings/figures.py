@@ -17,8 +17,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from findings.plan import Plan  # noqa: E402
 from findings.spec import Figure  # noqa: E402
-from findings.stats import estimate  # noqa: E402
 from findings.store import RunRecord  # noqa: E402
+from harness.stats import mean_interval  # noqa: E402
 
 if TYPE_CHECKING:
     from findings.tuned import TunedResult
@@ -58,7 +58,7 @@ def interval_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Pa
             records[(s, x)].values[fig.metric] for x in plan.setting_seeds(s) if (s, x) in records
         ]
         ax.scatter([i] * len(vals), vals, color="0.6", s=14, zorder=2)
-        est = estimate(vals)
+        est = mean_interval(vals)
         if not math.isnan(est.lo):
             ax.errorbar(
                 i,
@@ -90,7 +90,7 @@ def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path
         if not curves:
             continue
         epochs = range(1, min(len(c) for c in curves) + 1)
-        ests = [estimate([c[e - 1] for c in curves]) for e in epochs]
+        ests = [mean_interval([c[e - 1] for c in curves]) for e in epochs]
         ax.plot(
             epochs,
             [e.mean for e in ests],

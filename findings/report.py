@@ -14,10 +14,10 @@ from pathlib import Path
 from findings.figures import draw_all, tuned_figure
 from findings.plan import HASH_IGNORED, HASH_IGNORED_PREFIXES, Plan
 from findings.spec import METRIC_MEANING
-from findings.stats import LEVEL, Estimate
 from findings.store import RunRecord
 from findings.tuned import FINISHED_STATES, OPEN_STATES, Point, TunedResult
-from findings.verdicts import ClaimResult, Part, evaluate_claims
+from findings.verdicts import ClaimResult, Comparison, Part, evaluate_claims
+from harness.stats import LEVEL, MOST_SEEDS, POWER, Interval
 from harness.urls import masked
 
 Records = dict[tuple[str, int], RunRecord]
@@ -48,7 +48,7 @@ def num(x: float | None, metric: str = "") -> str:
     return f"{x:,.0f}" if metric == "n_params" else f"{x:.3f}"
 
 
-def interval(est: Estimate, metric: str = "", signed: bool = False) -> str:
+def interval(est: Interval, metric: str = "", signed: bool = False) -> str:
     """`mean [lo, hi]`, or what is missing for an interval."""
     if est.n == 0:
         return "no runs"
@@ -145,6 +145,10 @@ def rules(plan: Plan) -> list[str]:
         f"- A comparison is **reproduced** when its {pct} interval lies entirely on the claimed "
         "side of the threshold, **contradicted** when it lies entirely on the other side, and "
         "**inconclusive** otherwise, always so with fewer than two seeds.",
+        f"- **Resolves** is the smallest true difference (from the threshold, or between paired "
+        f"settings) that a two-sided {pct} t-test on these seeds detects with {POWER:.0%} power, "
+        "from the observed per-seed spread (noncentral t), and about how many seeds the observed "
+        "difference would need to be detected as often.",
         "- A claim with several parts (and a `best` part, which compares one setting with each "
         "other) is reproduced when every comparison is reproduced, contradicted when any is "
         "contradicted, inconclusive otherwise.",
@@ -185,13 +189,43 @@ def summary(results: list[ClaimResult], tuned: TunedResult | None = None) -> lis
     return [*out, ""]
 
 
+def resolves(c: Comparison) -> str:
+    """The smallest difference the comparison's seeds detect, and the seeds the observed one
+    would need: `0.087; observed +0.014 needs ~150 seeds`."""
+    if c.estimate.n < 2 or math.isnan(c.resolution):
+        return "n/a (fewer than two seeds)"
+    need = c.seeds_needed
+    wants = (
+        "no difference to detect"
+        if c.observed == 0
+        else f"needs ~{need} seeds"
+        if need is not None
+        else f"needs more than {MOST_SEEDS} seeds"
+    )
+    return f"{c.resolution:.3f}; observed {c.observed:+.3f} {wants}"
+
+
+def resolution_line(name: str, c: Comparison) -> str:
+    """For an inconclusive comparison: what lies below this experiment's resolution."""
+    need = c.seeds_needed
+    settle = (
+        f"settling the observed {c.observed:+.3f} would take about {need} seeds"
+        if need is not None
+        else f"the observed {c.observed:+.3f} would need more than {MOST_SEEDS} seeds"
+    )
+    return (
+        f"- `{name}` ({c.description}): differences below {c.resolution:.3f} points are below "
+        f"this experiment's resolution ({c.estimate.n} seeds); {settle}."
+    )
+
+
 def _part_lines(p: Part) -> list[str]:
     lines = []
     for c in p.comparisons:
         signed = p.check.kind != "threshold"  # paired and best compare signed differences
         lines.append(
             f"| {p.name} | {c.description} | {interval(c.estimate, p.check.metric, signed)} "
-            f"| {seeds_text(c.per_seed, p.check.metric, signed)} | {c.verdict} |"
+            f"| {seeds_text(c.per_seed, p.check.metric, signed)} | {resolves(c)} | {c.verdict} |"
         )
     return lines
 
@@ -215,11 +249,19 @@ def claim_section(i: int, r: ClaimResult) -> list[str]:
         "",
         "Deciding comparisons:",
         "",
-        "| part | comparison | estimate [95% CI] | per seed | verdict |",
-        "|---|---|---|---|---|",
+        "| part | comparison | estimate [95% CI] | per seed | resolves (80% power) | verdict |",
+        "|---|---|---|---|---|---|",
     ]
     for p in r.parts:
         out += _part_lines(p)
+    unresolved = [
+        resolution_line(p.name, c)
+        for p in r.parts
+        for c in p.comparisons
+        if c.verdict == "inconclusive" and c.estimate.n >= 2 and not math.isnan(c.resolution)
+    ]
+    if unresolved:
+        out += ["", "What these seeds cannot resolve:", "", *unresolved]
     for p in r.parts:
         if p.highest_mean is not None:
             out.append(

@@ -16,9 +16,9 @@ import optuna
 
 from findings.plan import Plan
 from findings.spec import TunedLr, setting_overrides
-from findings.stats import estimate
 from findings.store import RunRecord
 from harness.config import Experiments, deep_merge
+from harness.stats import mean_interval
 from harness.sweep_spec import SweepSpec
 from harness.urls import masked
 from sweep.storage import open_storage, storage_url
@@ -231,7 +231,7 @@ def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult 
     spec = study_spec(plan, experiments)
     points = read_points(spec)
     best = best_by_validation(points)
-    noise = estimate(
+    noise = mean_interval(
         [
             r.values["final_test_acc"]
             for (s, _), r in sorted(records.items())

@@ -3,6 +3,13 @@
 Comparisons between settings are paired by seed: seed i of both settings starts from the same
 initial weights and the same shuffling generator, so the per-seed difference removes much of the
 seed-to-seed spread that two independent means would carry.
+
+A verdict compares an interval with the claimed side of a threshold: *reproduced* when the whole
+interval lies on the claimed side, *contradicted* when the whole interval lies on the other side,
+*inconclusive* otherwise (and always with fewer than two seeds, where there is no interval). Every
+comparison also says what its seeds can resolve: the smallest true difference a two-sided paired
+t-test at 95% detects with 80% power, from the observed per-seed spread, and about how many seeds
+the observed difference would need (`harness.stats`).
 """
 
 import math
@@ -10,8 +17,8 @@ from dataclasses import dataclass
 
 from findings.plan import Plan
 from findings.spec import Check, Claim
-from findings.stats import Estimate, combine, estimate, verdict
 from findings.store import RunRecord
+from harness.stats import Interval, detectable_difference, mean_interval, seeds_needed
 
 Records = dict[tuple[str, int], RunRecord]
 
@@ -23,7 +30,7 @@ class Row:
     setting: str
     metric: str
     per_seed: dict[int, float]
-    estimate: Estimate
+    estimate: Interval
     seed_value: float | None
 
 
@@ -33,10 +40,25 @@ class Comparison:
 
     description: str
     per_seed: dict[int, float]
-    estimate: Estimate
+    estimate: Interval
     op: str
     value: float
     verdict: str
+
+    @property
+    def observed(self) -> float:
+        """How far the mean lies from the threshold (the paired mean difference for pairs)."""
+        return self.estimate.mean - self.value
+
+    @property
+    def resolution(self) -> float:
+        """The smallest true difference these seeds detect (95% two-sided, 80% power)."""
+        return detectable_difference(self.estimate.sd, self.estimate.n)
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """About how many seeds would detect the observed difference (None: not within reach)."""
+        return seeds_needed(self.observed, self.estimate.sd)
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,29 @@ class ClaimResult:
     missing: list[tuple[str, int]]
 
 
+def verdict(est: Interval, op: str, value: float) -> str:
+    """Judge the claim `mean op value` by the interval of `est` (see the module docstring)."""
+    lo, hi = est.lo, est.hi
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    claimed, other = {
+        ">": (lo > value, hi <= value),
+        ">=": (lo >= value, hi < value),
+        "<": (hi < value, lo >= value),
+        "<=": (hi <= value, lo > value),
+    }[op]
+    return "reproduced" if claimed else "contradicted" if other else "inconclusive"
+
+
+def combine(verdicts: list[str]) -> str:
+    """All reproduced: reproduced; any contradicted: contradicted; else inconclusive."""
+    if verdicts and all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    if any(v == "contradicted" for v in verdicts):
+        return "contradicted"
+    return "inconclusive"
+
+
 def per_seed(records: Records, setting: str, seeds: list[int], metric: str) -> dict[int, float]:
     """`{seed: value}` of `metric` for the seeds of `setting` that have a finished run."""
     return {s: records[(setting, s)].values[metric] for s in seeds if (setting, s) in records}
@@ -81,7 +126,7 @@ def seed_value(claim: Claim, setting: str, metric: str) -> float | None:
 def _paired(records: Records, seeds: list[int], metric: str, a: str, b: str, op: str) -> Comparison:
     va, vb = per_seed(records, a, seeds, metric), per_seed(records, b, seeds, metric)
     diffs = {s: va[s] - vb[s] for s in seeds if s in va and s in vb}
-    est = estimate(list(diffs.values()))
+    est = mean_interval(list(diffs.values()))
     return Comparison(
         f"{metric}({a}) - {metric}({b}) {op} 0", diffs, est, op, 0.0, verdict(est, op, 0.0)
     )
@@ -91,7 +136,7 @@ def judge(check: Check, name: str, records: Records, seeds: list[int]) -> Part:
     """Decide one `decide` entry of a claim on `seeds`."""
     if check.kind == "threshold":
         vals = per_seed(records, check.setting, seeds, check.metric)
-        est = estimate(list(vals.values()))
+        est = mean_interval(list(vals.values()))
         c = Comparison(
             f"mean {check.metric}({check.setting}) {check.op} {check.value:g}",
             vals,
@@ -106,7 +151,7 @@ def judge(check: Check, name: str, records: Records, seeds: list[int]) -> Part:
         return Part(name, check, [c], c.verdict)
     comps = [_paired(records, seeds, check.metric, check.setting, o, ">") for o in check.over]
     means = {
-        s: estimate(list(per_seed(records, s, seeds, check.metric).values())).mean
+        s: mean_interval(list(per_seed(records, s, seeds, check.metric).values())).mean
         for s in [check.setting, *check.over]
     }
     known = {s: m for s, m in means.items() if not math.isnan(m)}
@@ -131,7 +176,7 @@ def evaluate_claims(plan: Plan, records: Records) -> list[ClaimResult]:
                 s,
                 m,
                 vals := per_seed(records, s, seeds, m),
-                estimate(list(vals.values())),
+                mean_interval(list(vals.values())),
                 seed_value(claim, s, m),
             )
             for s in claim.settings

@@ -17,9 +17,10 @@ from scipy import stats as scipy_stats
 from findings.cli import main
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
-from findings.stats import estimate, verdict
 from findings.tuned import Point, best_by_validation, judge, study_spec
+from findings.verdicts import verdict
 from harness.config import parse_overrides
+from harness.stats import detectable_difference, mean_interval, seeds_needed
 from tests.conftest import DATA_ROOT, REPO
 
 SPEC = f"""\
@@ -195,6 +196,13 @@ def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
         f"{mean + half:.3f}] | 1: {gaps[1]:.3f}, 2: {gaps[2]:.3f} |"
     )
     assert row in text, row
+    # and its deciding comparison says what two seeds can resolve (harness.stats is checked
+    # against hand-computed values in test_confirm)
+    sd = abs(vals[0] - vals[1]) / 2**0.5
+    need = seeds_needed(mean, sd)
+    wants = f"needs ~{need} seeds" if need else "needs more than 1000 seeds"
+    cell = f"| {detectable_difference(sd, 2):.3f}; observed {mean:+.3f} {wants} |"
+    assert any(ln.startswith("| train_above_test |") and cell in ln for ln in text.splitlines())
     assert "## Machine, versions, time" in text and "epoch_seconds" in text
 
 
@@ -317,14 +325,14 @@ def test_quick_and_full_runs_never_share_a_config_hash(experiments, tmp_path):
 
 
 def test_the_interval_rule():
-    est = estimate([1.0, 2.0, 3.0, 4.0, 5.0])
+    est = mean_interval([1.0, 2.0, 3.0, 4.0, 5.0])
     half = 2.7764451051977987 * est.sd / 5**0.5  # t(0.975, 4)
     assert (est.mean, est.lo, est.hi) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
     assert verdict(est, ">", 0.0) == "reproduced"
     assert verdict(est, "<", 0.0) == "contradicted"
     assert verdict(est, ">", 3.0) == "inconclusive"
-    assert verdict(estimate([5.0]), ">", 0.0) == "inconclusive"  # one seed: no interval
-    assert verdict(estimate([8000.0, 8000.0]), "<=", 8000.0) == "reproduced"
+    assert verdict(mean_interval([5.0]), ">", 0.0) == "inconclusive"  # one seed: no interval
+    assert verdict(mean_interval([8000.0, 8000.0]), "<=", 8000.0) == "reproduced"
 
 
 BAD_SPECS = [
