@@ -115,7 +115,10 @@ def tuned_figure(result: "TunedResult", path: Path) -> Path:
     lr (by validation) ringed. Pruned and failed points have no value and are left out."""
     f, ax = plt.subplots(figsize=(7, 4.5))
     for i, b in enumerate(result.batch_sizes):
-        pts = [p for p in result.points if p.batch_size == b and p.val_acc is not None]
+        pts = sorted(
+            (p for p in result.points if p.batch_size == b and p.val_acc is not None),
+            key=lambda p: p.lr,
+        )
         if not pts:
             continue
         ax.plot(

@@ -276,28 +276,57 @@ def claim_section(i: int, r: ClaimResult) -> list[str]:
 STATE_WORDS = {"FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "queued"}
 
 
-def _cell(p: Point, best: bool) -> str:
-    """A grid cell: the validation accuracy (bold for the batch size's best), or the state."""
+def _cell(p: Point | None, best: bool) -> str:
+    """A grid cell: the validation accuracy (bold for the batch size's best), the state, or
+    `·` where the point was never planned (an extension tried that lr at other batch sizes)."""
+    if p is None:
+        return "·"
     if p.val_acc is None:
         return STATE_WORDS.get(p.state, "—")
     return f"**{p.val_acc:.2f}**" if best else f"{p.val_acc:.2f}"
 
 
 def _edge_note(t: TunedResult) -> list[str]:
-    """Batch sizes whose best lr is the grid's smallest or largest: their optimum may lie beyond
-    the grid, so their tuned score is a lower bound."""
-    if len(t.lrs) < 2:
-        return []
-    edges = {min(t.lrs): "smallest", max(t.lrs): "largest"}
-    at_edge = [(b, p.lr) for b, p in sorted(t.best.items()) if p.lr in edges]
+    """Batch sizes whose best lr is still the smallest or largest they have tried: their optimum
+    may lie beyond, so their tuned score is a lower bound."""
+    at_edge = []
+    for b, p in sorted(t.best.items()):
+        tried = [q.lr for q in t.points if q.batch_size == b]
+        if len(tried) > 1 and p.lr in (min(tried), max(tried)):
+            side = "smallest" if p.lr == min(tried) else "largest"
+            at_edge.append(f"batch {b} ({side}, {p.lr:g})")
     if not at_edge:
         return []
-    listed = ", ".join(f"batch {b} ({edges[lr]}, {lr:g})" for b, lr in at_edge)
     return [
         "",
-        f"At the grid's edge: {listed}. The best lr there may lie beyond the grid, so those "
-        "batch sizes' tuned scores are lower bounds.",
+        f"At the edge of the lrs tried: {', '.join(at_edge)}. The best lr there may lie beyond "
+        f"(extensions stop {_steps(t.extend)} past the grid), so those batch "
+        "sizes' tuned scores are lower bounds.",
     ]
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def _extension_text(t: TunedResult) -> str:
+    """How the grid was extended past its edge, if it was."""
+    if not t.extensions:
+        return (
+            f"Where a batch size's best lr is on the grid's edge, it is tried again at half (or "
+            f"twice) that lr, up to {_steps(t.extend)} past the grid; none has run yet. "
+        )
+    tried = ", ".join(
+        f"lr {lr:g} at batch {', '.join(str(p.batch_size) for p in t.points if p.lr == lr)}"
+        for lr in t.lrs
+        if lr not in t.grid_lrs
+    )
+    return (
+        f"Where a batch size's best lr sat on the edge of what it had tried, it was tried again "
+        f"at half (or twice) that lr, up to {_steps(t.extend)} past the grid, one study per lr "
+        f"({', '.join(f'`{n}`' for n in t.extensions)}; the grid's points were not re-run): "
+        f"{tried}. "
+    )
 
 
 def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str]:
@@ -306,7 +335,7 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
     s = t.spec
     pruners = ", ".join(p.name for p in s.pruners) or "none"
     sizes = ", ".join(map(str, t.batch_sizes))
-    lrs = ", ".join(f"{lr:g}" for lr in t.lrs)
+    lrs = ", ".join(f"{lr:g}" for lr in t.grid_lrs)
     out = [
         f"## With the learning rate tuned per batch size: **{t.verdict}**",
         "",
@@ -314,7 +343,7 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
         "",
         f"A grid study `{t.study_name}` (Optuna storage `{t.storage}`, MLflow experiment of the "
         f"same name, one run per trial): batch size {{{sizes}}} x initial lr {{{lrs}}}, every "
-        f"other key from setting `{s.setting}`, one seed. "
+        f"other key from setting `{s.setting}`, one seed. {_extension_text(t)}"
         f"Each trial's score is the study objective ({t.objective}) on a fixed hold-out of "
         f"{t.val_size:,} of the 60k training images; each batch size's lr is the one with the "
         f"best validation score. Test accuracy is shown, never used to choose. Pruners: {pruners} "
@@ -326,9 +355,9 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
         "|---" * (len(t.lrs) + 1) + "|",
     ]
     for b in t.batch_sizes:
-        row = [p for p in t.points if p.batch_size == b]
         best = t.best.get(b)
-        out.append(f"| {b} | " + " | ".join(_cell(p, p is best) for p in row) + " |")
+        cells = [_cell(p := t.point(b, lr), p is not None and p is best) for lr in t.lrs]
+        out.append(f"| {b} | " + " | ".join(cells) + " |")
     failed = [
         f"batch {p.batch_size}, lr {p.lr:g}: {p.fail_reason or 'no reason recorded'}"
         for p in t.points
@@ -348,7 +377,8 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
             out.append(f"| {b} | no completed point | — | — | — | — |")
             continue
         test = "n/a" if p.test_acc is None else f"{p.test_acc:.2f}"
-        out.append(f"| {b} | {p.lr:g} | {p.val_acc:.3f} | {test} | {p.trial} | {p.run_id or '—'} |")
+        trial = p.trial if p.study == t.study_name else f"{p.trial} of `{p.study}`"
+        out.append(f"| {b} | {p.lr:g} | {p.val_acc:.3f} | {test} | {trial} | {p.run_id or '—'} |")
     out += _edge_note(t)
     sd = "n/a" if math.isnan(t.noise_sd) else f"{t.noise_sd:.3f}"
     margin = "n/a" if math.isnan(t.margin) else f"{t.margin:.3f}"
@@ -367,7 +397,7 @@ def tuned_section(t: TunedResult, figure: Path | None, report: Path) -> list[str
     ]
     ended = [p for p in t.points if p.state in FINISHED_STATES]
     out += [
-        f"The grid's {len(ended)} finished trials took {duration(sum(p.seconds for p in ended))} "
+        f"The {len(ended)} finished trials{' (grid and extensions)' if t.extensions else ''} took {duration(sum(p.seconds for p in ended))} "
         "in all (sum of Optuna's trial start-to-end times).",
         "",
     ]

@@ -130,6 +130,7 @@ class TunedQuick(Section):
     batch_sizes: list[Int] = Field([64, 128], min_length=2)
     lrs: list[Annotated[Float, Field(gt=0)]] = Field([0.05, 0.1], min_length=1)
     val_size: Int = Field(500, ge=1)
+    extend: Int = Field(1, ge=0, le=6)
 
 
 class TunedLr(Section):
@@ -140,6 +141,8 @@ class TunedLr(Section):
     lr is chosen on validation accuracy, never on the test set. The tuned batch sizes are then
     compared with a margin for run-to-run noise, taken from the spread over seeds of
     `noise_setting`'s final test accuracy (one 10k-image evaluation, like one validation score).
+    A batch size whose best lr is the smallest (largest) it has tried is tried again at half
+    (twice) that lr, at most `extend` steps past the grid, until its best lr is interior.
     """
 
     question: Str
@@ -148,6 +151,7 @@ class TunedLr(Section):
     reference: Int = 128
     batch_sizes: list[Int] = Field(min_length=2)
     lrs: list[Annotated[Float, Field(gt=0)]] = Field(min_length=1)
+    extend: Int = Field(3, ge=0, le=6)  # halvings (doublings) past the grid's edge, at most
     pruners: list[PrunerSpec] = []  # only to stop hopeless trials: a pruned point is not compared
     noise_setting: Str = "file3"
     quick: TunedQuick = TunedQuick()

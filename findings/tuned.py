@@ -45,6 +45,7 @@ class Point:
     run_id: str | None
     seconds: float = 0.0  # the trial's wall time, start to end (0 while it has not ended)
     fail_reason: str = ""  # why a FAIL trial failed, as the sweep recorded it (e.g. diverged)
+    study: str = ""  # the study holding it: the grid's or an extension's
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class TunedResult:
 
     spec: TunedLr
     study_name: str
+    extensions: list[str]  # the extension studies' names, in the order they ran
+    extend: int  # the most steps past the grid an extension may go
+    grid_lrs: list[float]  # the grid's own lrs (the extensions' come on top)
     storage: str  # masked
     objective: str  # e.g. "final val_acc"
     val_size: int
@@ -73,6 +77,10 @@ class TunedResult:
     def lrs(self) -> list[float]:
         return sorted({p.lr for p in self.points})
 
+    def point(self, batch_size: int, lr: float) -> Point | None:
+        """The point at (batch size, lr), or None where it was never planned."""
+        return next((p for p in self.points if (p.batch_size, p.lr) == (batch_size, lr)), None)
+
 
 def grid(spec: TunedLr, quick: bool) -> tuple[list[int], list[float]]:
     """The batch sizes and learning rates of the study in this mode."""
@@ -80,14 +88,20 @@ def grid(spec: TunedLr, quick: bool) -> tuple[list[int], list[float]]:
     return (list(q.batch_sizes), list(q.lrs)) if quick else (list(spec.batch_sizes), list(spec.lrs))
 
 
-def study_spec(plan: Plan, experiments: Experiments) -> SweepSpec:
-    """The `sweep:` section (storage, hold-out, objective, heartbeats) turned into the grid study."""
+def study_spec(
+    plan: Plan, experiments: Experiments, edge: tuple[float, list[int]] | None = None
+) -> SweepSpec:
+    """The `sweep:` section (storage, hold-out, objective, heartbeats) turned into the grid study,
+    or, with `edge` (an lr and the batch sizes to try it at), into that extension's study."""
     t = plan.spec.tuned_lr
     assert t is not None
     sizes, lrs = grid(t, plan.quick)
+    grid_name = name = t.study_name + ("-quick" if plan.quick else "")
+    if edge is not None:
+        name, lrs, sizes = f"{name}-lr{edge[0]:g}", [edge[0]], edge[1]
     data: dict[str, Any] = experiments.resolve_sweep().model_dump()
     data |= {
-        "study_name": t.study_name + ("-quick" if plan.quick else ""),
+        "study_name": name,
         "workers": 1,
         "base_experiment": plan.spec.settings[t.setting].experiment,
         "n_trials": len(sizes) * len(lrs),
@@ -102,7 +116,7 @@ def study_spec(plan: Plan, experiments: Experiments) -> SweepSpec:
         "show_epochs": False,
         "evaluate_test": True,
         "log_models": False,
-        "mlflow_experiment": None,  # the study's name
+        "mlflow_experiment": grid_name,  # the grid's and its extensions' runs side by side
         # each batch size picks its own lr here; the findings judge seeds themselves
         "confirm": {"k": 0},
     }
@@ -120,12 +134,60 @@ def fixed_overrides(plan: Plan, spec: SweepSpec) -> dict[str, Any]:
     return deep_merge(setting_overrides(plan.spec, t.setting, plan.quick), where)
 
 
-def run(plan: Plan, experiments: Experiments) -> None:
-    """Run (or resume) the grid study until every point has ended; prints the sweep's lines."""
+def next_edges(points: list[Point], limits: tuple[float, float]) -> dict[float, list[int]]:
+    """The next extension step: `{lr: [batch sizes]}` for each batch size whose best completed
+    lr is the smallest (largest) it has tried, at half (twice) that lr, within `limits`.
+    A batch size with a point still to run waits for it."""
+    step: dict[float, list[int]] = {}
+    for b, p in sorted(best_by_validation(points).items()):
+        mine = [q for q in points if q.batch_size == b]
+        if any(q.state in OPEN_STATES for q in mine):
+            continue
+        tried = [q.lr for q in mine]
+        if p.lr == min(tried) and p.lr / 2 >= limits[0] * (1 - 1e-9):
+            step.setdefault(p.lr / 2, []).append(b)
+        elif p.lr == max(tried) and p.lr * 2 <= limits[1] * (1 + 1e-9):
+            step.setdefault(p.lr * 2, []).append(b)
+    return step
+
+
+def studies(plan: Plan, experiments: Experiments, train: bool) -> tuple[list[str], list[Point]]:
+    """The grid study and its extensions, in order, with every point they hold.
+
+    An extension tries a batch size whose best lr sits on the edge of what it has tried at half
+    (or twice) that lr, in a study of its own (`<name>-lr<lr>`), so the grid's points are never
+    run again; steps repeat until every best lr is interior or `extend` steps past the grid.
+    With `train`, each study is run (or resumed) until its points have ended before the next
+    step is decided; without, reading stops at the first step with a point still to run.
+    Returns:
+        (the study names, every point).
+    """
     from sweep.study import run_sweep
 
-    spec = study_spec(plan, experiments)
-    run_sweep(experiments, spec, fixed_overrides(plan, spec))
+    t = plan.spec.tuned_lr
+    assert t is not None
+    _, lrs = grid(t, plan.quick)
+    steps = t.quick.extend if plan.quick else t.extend
+    limits = (min(lrs) / 2**steps, max(lrs) * 2**steps)
+    names, points, edge = [], [], None
+    while True:
+        spec = study_spec(plan, experiments, edge)
+        if train:
+            run_sweep(experiments, spec, fixed_overrides(plan, spec))
+        new = read_points(spec)
+        names.append(spec.study_name)
+        points += new
+        if any(p.state in OPEN_STATES for p in new):
+            return names, points
+        edges = next_edges(points, limits)
+        if not edges:
+            return names, points
+        edge = min(edges.items())  # one lr at a time, the lowest first
+
+
+def run(plan: Plan, experiments: Experiments) -> None:
+    """Run (or resume) the grid study and its extensions until every point has ended."""
+    studies(plan, experiments, train=True)
 
 
 def _load(spec: SweepSpec) -> optuna.Study | None:
@@ -174,6 +236,7 @@ def read_points(spec: SweepSpec) -> list[Point]:
                     run_id=t.user_attrs.get("mlflow_run_id") if t else None,
                     seconds=_seconds(t),
                     fail_reason=t.user_attrs.get("fail_reason", "") if t else "",
+                    study=spec.study_name,
                 )
             )
     return points
@@ -229,7 +292,7 @@ def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult 
     if t is None:
         return None
     spec = study_spec(plan, experiments)
-    points = read_points(spec)
+    names, points = studies(plan, experiments, train=False)
     best = best_by_validation(points)
     noise = mean_interval(
         [
@@ -243,6 +306,9 @@ def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult 
     return TunedResult(
         spec=t,
         study_name=spec.study_name,
+        extensions=names[1:],
+        extend=t.quick.extend if plan.quick else t.extend,
+        grid_lrs=[float(lr) for lr in grid(t, plan.quick)[1]],
         storage=masked(storage_url(spec)),
         objective=f"{spec.objective.reduce} {spec.objective.metric}",
         val_size=spec.val_size,

@@ -17,7 +17,7 @@ from scipy import stats as scipy_stats
 from findings.cli import main
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
-from findings.tuned import Point, best_by_validation, judge, study_spec
+from findings.tuned import Point, best_by_validation, judge, next_edges, study_spec
 from findings.verdicts import verdict
 from harness.config import parse_overrides
 from harness.stats import detectable_difference, mean_interval, seeds_needed
@@ -221,19 +221,43 @@ def test_lr_tuned_per_batch_size_is_a_grid_study_read_back_into_the_report(quick
     client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     exp = client.get_experiment_by_name(TUNED_STUDY)
     runs = client.search_runs([exp.experiment_id], "tags.trial_number != ''")
-    assert sorted(int(r.data.tags["trial_number"]) for r in runs) == [0, 1, 2, 3]
+    assert sorted(int(r.data.tags["trial_number"]) for r in runs) == [0, 0, 1, 1, 2, 3]
     assert all(r.data.params["data.train_subset"] == "500" for r in runs)
+
+    # both batch sizes' best lr was the grid's smallest: each is tried again at half of it, in
+    # a study of its own (quick mode extends one step), and the grid's points are not re-run
+    edge = optuna.load_study(
+        study_name=f"{TUNED_STUDY}-lr0.025", storage=f"sqlite:///{tmp}/runs/optuna.db"
+    ).trials
+    assert sorted(
+        (t.params["batch_size"], t.params["optimizer.lr"], t.state.name) for t in edge
+    ) == [
+        (32, 0.025, "COMPLETE"),
+        (64, 0.025, "COMPLETE"),
+    ]
+    assert len(_tuned_study(tmp).trials) == 4
 
     r = _findings(tmp, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
     text = (tmp / "reports" / "findings_quick.md").read_text()
     head = next(ln for ln in text.splitlines() if ln.startswith("## With the learning rate"))
     assert any(v in head for v in ("reproduced", "contradicted", "inconclusive"))
-    for t in trials:
-        if t.state.name == "COMPLETE":  # the study's own number, bold as its batch size's best
-            assert f"| {t.params['batch_size']} | **{t.value:.2f}** | failed |" in text
-            row = f"| {t.params['batch_size']} | 0.05 | {t.value:.3f} | {t.user_attrs['test_acc']:.2f} "
-            assert row in text
+    assert "| batch size | lr 0.025 | lr 0.05 | lr 10 |" in text
+    assert f"(`{TUNED_STUDY}-lr0.025`; the grid's points were not re-run)" in text
+    for b in (32, 64):  # the studies' own numbers, the best by validation in bold
+        done = {
+            t.params["optimizer.lr"]: t for t in [*trials, *edge] if t.params["batch_size"] == b
+        }
+        best = max((done[0.025], done[0.05]), key=lambda t: t.value)
+        cells = [
+            f"**{t.value:.2f}**" if t is best else f"{t.value:.2f}"
+            for t in (done[0.025], done[0.05])
+        ]
+        assert f"| {b} | {cells[0]} | {cells[1]} | failed |" in text
+        lr = best.params["optimizer.lr"]
+        trial = f"{best.number} of `{TUNED_STUDY}-lr0.025`" if lr == 0.025 else best.number
+        row = f"| {b} | {lr:g} | {best.value:.3f} | {best.user_attrs['test_acc']:.2f} | {trial} |"
+        assert row in text
     assert "batch 32, lr 10: training diverged" in text  # why a point has no result
     assert "](findings_quick/tuned_lr.png)" in text
     assert (tmp / "reports" / "findings_quick" / "tuned_lr.png").read_bytes()[:4] == b"\x89PNG"
@@ -281,8 +305,9 @@ def test_a_queued_retry_reads_queued_and_a_failed_point_is_not_counted_finished(
     assert "| 32 | **90.00** | failed |" in text
     assert "| 64 | queued | — |" in text  # (64, 10.0) was never tried
     assert "Failed points (no result, not compared): batch 32, lr 10: no reason recorded." in text
-    assert "The grid's 1 finished trials took" in text
-    assert "At the grid's edge: batch 32 (smallest, 0.05)." in text  # its optimum may lie below
+    assert "The 1 finished trials took" in text
+    assert "At the edge of the lrs tried: batch 32 (smallest, 0.05)." in text  # it may lie below
+    assert "none has run yet" in text  # extensions wait for the grid to end
 
 
 def _point(b: int, lr: float, val: float | None, test: float | None = None) -> Point:
@@ -305,6 +330,20 @@ def test_each_batch_size_takes_its_best_lr_by_validation_never_by_test():
     assert judge(best, 64, 0.1)[:2] == (128, "contradicted")
     assert judge(best, 128, float("nan"))[1] == "inconclusive"  # no noise estimate
     assert judge({128: best[128]}, 128, 0.1)[1] == "inconclusive"  # nothing to compare with
+
+
+def test_a_best_lr_on_the_edge_of_what_was_tried_is_tried_beyond_it():
+    grid = [_point(b, lr, v) for b, lr, v in [(32, 0.05, 99.1), (32, 0.1, 99.0), (64, 0.05, 98.9)]]
+    grid += [_point(64, 0.1, 99.2), _point(128, 0.05, 99.0), _point(128, 0.1, 99.3)]
+    grid += [_point(128, 0.2, 99.1)]  # interior: never extended
+    assert next_edges(grid, (0.0125, 0.4)) == {0.025: [32], 0.2: [64]}
+    assert next_edges(grid, (0.05, 0.1)) == {}  # no step left past the grid
+    step = [*grid, _point(32, 0.025, 99.3)]
+    assert next_edges(step, (0.0125, 0.4))[0.0125] == [32]  # still at the edge: one more
+    step = [*grid, _point(32, 0.025, 98.7), _point(64, 0.2, 99.0)]
+    assert next_edges(step, (0.0125, 0.4)) == {}  # both interior now
+    queued = [*grid, Point(32, 0.025, "WAITING", None, None, None, None)]
+    assert 0.025 not in next_edges(queued, (0.0125, 0.4))  # waits for its open point
 
 
 def test_quick_and_full_runs_never_share_a_config_hash(experiments, tmp_path):
