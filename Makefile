@@ -30,45 +30,45 @@ $(STAMP): pyproject.toml
 	touch $@
 
 data: setup
-	$(PY) -m harness.cli data
+	$(PY) -m cli data
 
 train: data
-	$(PY) -m harness.cli train $(if $(CONFIG),--config $(CONFIG),--exp "$(EXP)") $(ARGS)
+	$(PY) -m cli train $(if $(CONFIG),--config $(CONFIG),--exp "$(EXP)") $(ARGS)
 
 # The main job: run (or resume) the Optuna study in experiments.yaml, every trial logged to MLflow.
 # WORKERS=k: k processes on this machine work the one study (N_TRIALS stays the study's total).
 # STUDY=name: a study of its own (e.g. a quick look), so its trials never mix with the main one's.
 sweep: data
-	$(PY) -m harness.cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
+	$(PY) -m cli sweep $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
 
 # Only the confirmation that ends `make sweep`: the study's top trials and the baseline again over
 # paired seeds (sweep.confirm); resumes, and trains nothing twice.
 confirm: data
-	$(PY) -m harness.cli confirm $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
+	$(PY) -m cli confirm $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
 
 # best_config.yaml + trials.csv from the study; retrain with: make train CONFIG=best_config.yaml
 export: setup
-	$(PY) -m harness.cli export $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
+	$(PY) -m cli export $(if $(STUDY),sweep.study_name=$(STUDY)) $(ARGS)
 
 # The MLflow UI on the same store (loopback unless HOST says otherwise); prints the study's link.
 ui: setup
-	$(PY) -m harness.cli ui --host $(HOST) --port $(PORT) $(ARGS)
+	$(PY) -m cli ui --host $(HOST) --port $(PORT) $(ARGS)
 
 # optuna-dashboard on the study's Optuna storage (loopback), http://127.0.0.1:8080 by default.
 DASHBOARD_PORT ?= 8080
 dashboard: setup
-	$(PY) -m harness.cli dashboard --host $(HOST) --port $(DASHBOARD_PORT) $(ARGS)
+	$(PY) -m cli dashboard --host $(HOST) --port $(DASHBOARD_PORT) $(ARGS)
 
 # The seed's claims re-run over seeds; only runs missing from MLflow are trained.
 # QUICK=1: fewer seeds and epochs on a subset (a smoke test; its verdicts are not verdicts).
 findings: data
-	$(PY) -m findings $(if $(filter 1,$(QUICK)),--quick) $(ARGS)
+	$(PY) -m cli.findings $(if $(filter 1,$(QUICK)),--quick) $(ARGS)
 
 test: data
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: data
-	$(PY) -m harness.cli bench
+	$(PY) -m cli bench
 
 # Trials per hour: 1 worker of all cores against one worker per core (short fixed trials).
 bench-workers: data

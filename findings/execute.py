@@ -1,6 +1,6 @@
 """Train what the plan needs and MLflow does not hold yet, one tracked run per missing config.
 
-Each run goes through `harness.runner.run_training`, exactly as `make train` would run it, into the
+Each run goes through `tracking.job.run_training`, exactly as `make train` would run it, into the
 findings experiment, tagged with its config hash, setting, seed and mode. Before each run the
 store is asked again, so a re-run skips everything finished and an interrupted one resumes.
 """
@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 
 from findings.plan import Job, Plan
 from findings.store import HASH_TAG, MODE_TAG, SETTING_TAG, experiment_id, finished_run
-from harness.runner import run_training
 from harness.trainer import DivergedError
 from harness.urls import with_driver
 from model_zoo import create_model
+from tracking.job import run_training
 
 
 @dataclass(frozen=True)

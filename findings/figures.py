@@ -7,7 +7,6 @@ its 95% band, one line per setting, like the seed's test-accuracy plots.
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,10 +17,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from findings.plan import Plan  # noqa: E402
 from findings.spec import Figure  # noqa: E402
 from findings.store import RunRecord  # noqa: E402
+from findings.tuned import TunedResult  # noqa: E402
 from harness.stats import mean_interval  # noqa: E402
-
-if TYPE_CHECKING:
-    from findings.tuned import TunedResult
 
 Records = dict[tuple[str, int], RunRecord]
 
@@ -110,7 +107,7 @@ def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path
     return _save(f, ax, path)
 
 
-def tuned_figure(result: "TunedResult", path: Path) -> Path:
+def tuned_figure(result: TunedResult, path: Path) -> Path:
     """Validation accuracy against learning rate, one line per batch size; each batch size's best
     lr (by validation) ringed. Pruned and failed points have no value and are left out."""
     f, ax = plt.subplots(figsize=(7, 4.5))

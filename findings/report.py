@@ -99,7 +99,7 @@ def quick_banner(plan: Plan) -> list[str]:
     return [
         f"> **QUICK MODE: these verdicts are not verdicts.** Seeds {q.seeds}, overrides {over}. "
         "This checks the machinery end to end; the numbers below say nothing about the seed's "
-        "claims. Run `python -m findings` without `--quick` for the real report.",
+        "claims. Run `python -m cli.findings` without `--quick` for the real report.",
         "",
     ]
 
@@ -515,7 +515,7 @@ def render(
     lines += [
         f"# Findings: the seed's claims over seeds ({mode})",
         "",
-        f"Written by `python -m findings{' --quick' if plan.quick else ''}` from {runs} finished "
+        f"Written by `python -m cli.findings{' --quick' if plan.quick else ''}` from {runs} finished "
         f"MLflow runs. Every number about our runs is read from MLflow; the seed's numbers and "
         "the thresholds come from the `findings:` spec.",
         "",

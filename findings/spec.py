@@ -26,8 +26,8 @@ from harness.config import (
     validation_message,
 )
 from harness.errors import UserError
-from harness.sweep_spec import PrunerSpec
 from harness.yamlio import read_yaml
+from sweep.spec import PrunerSpec
 
 # Per-run numbers a claim can be about; all but n_params are accuracies in percent.
 Metric = Literal["best_test_acc", "final_test_acc", "best_train_acc", "gap", "n_params"]

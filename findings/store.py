@@ -5,10 +5,7 @@ per-epoch histories, the params and the tags. Runs are matched by their `config_
 status FINISHED only, so a failed or interrupted run never counts.
 """
 
-import os
 from dataclasses import dataclass
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from mlflow.entities import Run  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402

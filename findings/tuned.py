@@ -19,9 +19,10 @@ from findings.spec import TunedLr, setting_overrides
 from findings.store import RunRecord
 from harness.config import Experiments, deep_merge
 from harness.stats import mean_interval
-from harness.sweep_spec import SweepSpec
 from harness.urls import masked
+from sweep.spec import SweepSpec, resolve_sweep
 from sweep.storage import open_storage, storage_url
+from sweep.study import run_sweep
 
 Records = dict[tuple[str, int], RunRecord]
 NOISE_Z = 2.0  # margin = NOISE_Z * sqrt(2) * sd: ~95% for the difference of two single runs
@@ -99,7 +100,7 @@ def study_spec(
     grid_name = name = t.study_name + ("-quick" if plan.quick else "")
     if edge is not None:
         name, lrs, sizes = f"{name}-lr{edge[0]:g}", [edge[0]], edge[1]
-    data: dict[str, Any] = experiments.resolve_sweep().model_dump()
+    data: dict[str, Any] = resolve_sweep(experiments).model_dump()
     data |= {
         "study_name": name,
         "workers": 1,
@@ -162,8 +163,6 @@ def studies(plan: Plan, experiments: Experiments, train: bool) -> tuple[list[str
     Returns:
         (the study names, every point).
     """
-    from sweep.study import run_sweep
-
     t = plan.spec.tuned_lr
     assert t is not None
     _, lrs = grid(t, plan.quick)

@@ -33,10 +33,10 @@ from pydantic import (
 from harness.errors import UserError, cut
 from harness.urls import masked
 from harness.yamlio import parse_value, read_yaml
+from model_zoo import list_models
 
 # environment variable -> the dotted key it sets (in a TrainConfig, or in the sweep section)
 TRAIN_ENV = {"MLFLOW_TRACKING_URI": "tracking.uri"}
-SWEEP_ENV = {"OPTUNA_STORAGE": "storage"}
 
 
 def _printable(v: str) -> str:
@@ -72,8 +72,6 @@ class ModelConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from model_zoo import list_models
-
         if v not in list_models():
             raise ValueError(f"unknown model; known models: {', '.join(list_models())}")
         return v
@@ -369,27 +367,6 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return out
 
 
-def check_space_keys(space: Any, where: str) -> None:
-    """Refuse `sweep.space.optimizer.lr.high=...` (read as a searched key 'optimizer') with the
-    spelling that works: a searched key holds dots, so it is written in brackets."""
-    if not isinstance(space, dict):
-        return
-    leaves = set(TrainConfig().flat())
-    for key, value in space.items():
-        if key in leaves or not isinstance(value, dict):
-            continue
-        for sub, v in flatten(value).items():
-            full = f"{key}.{sub}".split(".")
-            for n in range(len(full) - 1, 0, -1):
-                leaf, rest = ".".join(full[:n]), ".".join(full[n:])
-                if leaf in leaves:
-                    raise UserError(
-                        f"{where}: key 'sweep.space.{cut(key, 80)}.{cut(sub, 80)}' is read as "
-                        f"searched key '{cut(key, 80)}'; searched keys hold dots, so write "
-                        f"sweep.space[{leaf}].{rest}={_fmt(v)}"
-                    )
-
-
 # ---------------------------------------------------------------- loading
 
 
@@ -414,8 +391,6 @@ class Experiments:
             )
         for name in self.file.experiments:  # validate every experiment now, not when first used
             self.resolve(name)
-        if self.file.sweep is not None:
-            self.resolve_sweep()
 
     @property
     def names(self) -> list[str]:
@@ -439,74 +414,6 @@ class Experiments:
         for layer in (exp, env_overrides(TRAIN_ENV), overrides):
             merged = deep_merge(merged, layer)
         return validate_train_config(merged, self._where(name, exp, overrides))
-
-    def resolve_sweep(
-        self, overrides: dict[str, Any] | None = None, train_overrides: dict[str, Any] | None = None
-    ) -> "SweepSpec":  # noqa: F821  (imported below: sweep_spec builds on this module)
-        """The `sweep:` section with command-line `sweep.*` overrides, validated as a `SweepSpec`.
-
-        Every searched key must be a config key, and every range end, choice, grid value and
-        enqueued value must give a valid training config, so a bad range fails here, before any
-        trial is written to the study.
-        """
-        from harness.sweep_spec import SweepSpec
-
-        if self.file.sweep is None:
-            raise UserError(f"{self.path}: no 'sweep:' section; add one (see README, 'The sweep')")
-        cli = f"{self.path} (command-line override)"
-        check_space_keys((overrides or {}).get("space"), cli)
-        check_keys(self.file.sweep, SweepSpec, str(self.path), "sweep.")
-        check_keys(overrides or {}, SweepSpec, cli, "sweep.")
-        env = env_overrides(SWEEP_ENV)
-        merged = deep_merge(deep_merge(self.file.sweep, env), overrides or {})
-        over, from_env = flatten(overrides or {}), _env_where(SWEEP_ENV)
-
-        def where(p: str) -> str:
-            if p in over:
-                return cli
-            if p in from_env:
-                return f"{self.path} (environment {from_env[p]})"
-            return str(self.path)
-
-        try:
-            spec = SweepSpec.model_validate(merged)
-        except ValidationError as e:
-            raise UserError(validation_message(e, where, "sweep")) from None
-        self.resolve(spec.base_experiment, train_overrides)  # names a known experiment
-        leaves = list(TrainConfig().flat())
-        for key, param in spec.space.items():
-            if key not in leaves:
-                close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)
-                hint = f"did you mean '{close[0]}'?" if close else "expected a dotted config key"
-                raise UserError(f"{self.path}: unknown searched key 'sweep.space.{key}'; {hint}")
-            for value in param.values_to_check():
-                self._check_value(spec, f"sweep.space.{key}", key, value, train_overrides)
-        for i, params in enumerate(spec.enqueue):
-            for key, value in params.items():
-                if key not in spec.space:
-                    raise UserError(
-                        f"{self.path}: key 'sweep.enqueue[{i}].{key}' is not a searched key; "
-                        f"searched: {', '.join(spec.space)}"
-                    )
-                self._check_value(spec, f"sweep.enqueue[{i}].{key}", key, value, train_overrides)
-        return spec
-
-    def _check_value(self, spec, path: str, key: str, value: Any, train_overrides) -> None:
-        data = deep_merge(
-            deep_merge(
-                deep_merge(self.file.defaults, self.file.experiments[spec.base_experiment]),
-                train_overrides or {},
-            ),
-            unflatten({key: value}),
-        )
-        try:
-            TrainConfig.model_validate(data)
-        except ValidationError as e:
-            msg = e.errors()[0]["msg"].removeprefix("Value error, ")
-            raise UserError(
-                f"{self.path}: key '{path}' = {_fmt(value)} is invalid for '{key}': "
-                f"{msg[0].lower() + msg[1:]}"
-            ) from None
 
     def _where(self, name: str, exp: dict, overrides: dict):
         over, from_exp, from_env = flatten(overrides), flatten(exp), _env_where(TRAIN_ENV)

@@ -4,7 +4,8 @@ Search space, sampler and pruning live only here; trials call the plain trainer 
 `tracking/`. Entry points: `run_sweep` (make sweep), `export_best` (make export). Modules:
 `study` (the sweep), `loop` (one process's trials: Optuna's loop and callbacks), `workers`
 (several processes), `storage` (where the study lives), `recovery` (what dead workers leave
-behind), `objective`, `confirm` (the top trials re-run over paired seeds), `space`, `pruning`,
+behind), `objective`, `confirm` (the top trials re-run over paired seeds), `spec` (the `sweep:` section
+and its validation), `space`, `pruning`,
 `summary`, `export`.
 """
 

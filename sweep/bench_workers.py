@@ -40,7 +40,7 @@ def _arm(workers: int, n_trials: int, threads: int) -> dict:
         cmd = [
             sys.executable,
             "-m",
-            "harness.cli",
+            "cli",
             "sweep",
             "--file",
             str(Path("experiments.yaml").resolve()),

@@ -33,11 +33,11 @@ from harness.config import Experiments, TrainConfig
 from harness.config_hash import config_hash
 from harness.errors import RunFailed
 from harness.stats import detectable_difference, mean_interval, paired_difference, seeds_needed
-from harness.sweep_spec import SweepSpec
 from harness.trainer import DivergedError
 from harness.urls import scrub_text
 from sweep.objective import SweepData, train_tracked, trial_config
 from sweep.space import baseline_params
+from sweep.spec import SweepSpec
 from tracking import RunHandle, Tracker, provenance_tags
 from tracking.trial_runs import searched_tags
 

@@ -21,10 +21,10 @@ from optuna.trial import TrialState
 
 from harness.config import deep_merge
 from harness.errors import UserError
-from harness.sweep_spec import SweepSpec
 from harness.urls import masked, scrub_text
 from sweep.confirm import current
 from sweep.confirm import table as confirm_table
+from sweep.spec import SweepSpec
 from sweep.storage import storage_url
 from sweep.study import load_study
 from sweep.summary import trials_table

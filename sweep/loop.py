@@ -17,9 +17,9 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.errors import UserError
-from harness.sweep_spec import SweepSpec
 from sweep.objective import Objective
 from sweep.recovery import Requeue, fail_dead_here
+from sweep.spec import SweepSpec
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 Callback = Callable[[optuna.Study, FrozenTrial], None]

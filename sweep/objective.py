@@ -16,12 +16,12 @@ import torch
 
 from harness.config import Experiments, TrainConfig, deep_merge, unflatten
 from harness.data import Split, load_split, subset, train_val_split
-from harness.sweep_spec import SweepSpec
 from harness.trainer import DivergedError, TrainResult, evaluate, train
 from harness.urls import scrub_text
 from model_zoo import create_model, summarize
 from sweep.recovery import pid_space, worker_id
 from sweep.space import suggest
+from sweep.spec import SweepSpec
 from tracking import RunHandle, Tracker, curves_figure, provenance_tags
 from tracking.datasets import sweep_inputs
 from tracking.resolution import round_accuracies

@@ -3,7 +3,7 @@
 import optuna
 from optuna.pruners import BasePruner
 
-from harness.sweep_spec import PrunerSpec
+from sweep.spec import PrunerSpec
 
 
 class AnyPruner(BasePruner):

@@ -6,7 +6,7 @@ import optuna
 
 from harness.config import TrainConfig
 from harness.errors import UserError
-from harness.sweep_spec import ParamSpec, SweepSpec
+from sweep.spec import ParamSpec, SweepSpec
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:

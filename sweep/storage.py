@@ -26,8 +26,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from harness.errors import UserError
-from harness.sweep_spec import SweepSpec
 from harness.urls import masked, scrub, with_driver
+from sweep.spec import SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
 SQLITE_BUSY_S = 60  # longest wait for SQLite's write lock before "database is locked"

@@ -24,7 +24,6 @@ from harness.config import Experiments, TrainConfig, deep_merge, flatten
 from harness.data import ensure_mnist
 from harness.device import resolve_device
 from harness.errors import UserError
-from harness.sweep_spec import SweepSpec
 from harness.urls import masked, scrub_text
 from sweep.confirm import describe as describe_confirmation
 from sweep.confirm import run_confirmation
@@ -33,6 +32,7 @@ from sweep.objective import Objective, load_data
 from sweep.pruning import build_pruner
 from sweep.recovery import Requeue
 from sweep.space import baseline_params, check_space, grid_values
+from sweep.spec import SweepSpec
 from sweep.storage import DEFAULT_STORAGE, open_storage, storage_url
 from sweep.summary import finish_study_run, log_invocation, pruning_savings, update_study_run
 from sweep.workers import WorkerPlan, describe_trial, run_workers

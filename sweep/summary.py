@@ -20,8 +20,8 @@ import optuna
 from mlflow.entities import Metric, RunTag
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.sweep_spec import SweepSpec
 from harness.urls import masked
+from sweep.spec import SweepSpec
 from tracking import RunHandle
 from tracking.trial_runs import BEST_TAG, mark_best, run_link, runs_page
 

@@ -25,9 +25,9 @@ import torch
 from optuna.trial import TrialState
 
 from harness.errors import WorkersFailed
-from harness.sweep_spec import SweepSpec
 from sweep.loop import count
 from sweep.recovery import Requeue, fail_dead_here
+from sweep.spec import SweepSpec
 from tracking.mlflow_store import is_local
 from tracking.server import LocalServer
 
@@ -82,7 +82,7 @@ def run_workers(
     """Start `spec.workers` copies of `command` on the study and wait for them.
 
     Args:
-        command: the sweep's own arguments (after `python -m harness.cli`).
+        command: the sweep's own arguments (after `python -m cli`).
         spec, device, study: as resolved by `sweep.study.run_sweep`.
         requeue: fails dead workers' trials, queues them again and ends their runs.
         tracking_uri, base: the MLflow store and the base config (artifact folder).
@@ -103,7 +103,7 @@ def run_workers(
             args = [*command, *extra, f"device={p.device}", "--worker", f"{p.index}:{p.threads}"]
             # own session: the terminal's Ctrl-C reaches only this process, which forwards it once
             procs[p.index] = subprocess.Popen(
-                [sys.executable, "-m", "harness.cli", *args],
+                [sys.executable, "-m", "cli", *args],
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},

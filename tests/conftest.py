@@ -14,6 +14,10 @@ from harness.data import ensure_mnist, load_split, subset
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO / "data"
 
+# What the command line sets for its process (cli.errors.MLFLOW_ENV), for tests that call the
+# libraries in this process.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 # The stores' environment variables win over experiments.yaml; a developer's must not send the
 # tests' runs to a real store. Tests that need them set them themselves.
 for _name in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE"):
@@ -77,9 +81,9 @@ def write_experiments(tmp: Path, doc: dict) -> str:
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m harness.cli ARGS` the way `make` does, capturing its output."""
+    """Run `python -m cli ARGS` the way `make` does, capturing its output."""
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

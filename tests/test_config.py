@@ -3,9 +3,10 @@
 import pytest
 import yaml
 
-from harness.cli import main
+from cli.main import main
 from harness.config import Experiments, parse_overrides, split_key
 from harness.errors import UserError
+from sweep.spec import resolve_sweep
 from tests.conftest import REPO, run_cli
 
 
@@ -209,7 +210,7 @@ def test_a_searched_key_is_overridden_in_brackets(experiments):
     assert over == {
         "sweep": {"space": {"optimizer.lr": {"high": 0.5}, "model.dropout": {"low": 0.01}}}
     }
-    spec = experiments.resolve_sweep(over["sweep"])
+    spec = resolve_sweep(experiments, over["sweep"])
     assert spec.space["optimizer.lr"].high == 0.5 and spec.space["optimizer.lr"].low == 0.01
     assert spec.space["model.dropout"].low == 0.01
 

@@ -61,7 +61,7 @@ def confirmed(tmp_path_factory):
     exp_file = _experiments(tmp)
     client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "sweep", "--file", exp_file],
+        [sys.executable, "-m", "cli", "sweep", "--file", exp_file],
         cwd=tmp,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         text=True,
@@ -240,8 +240,9 @@ def test_confirm_without_a_study_is_one_line_and_writes_nothing(tmp_path):
         ({"k": -1}, "greater than or equal to 0"),
     ],
 )
-def test_confirm_settings_are_validated_at_load(tmp_path, confirm, says):
+def test_confirm_settings_are_validated_with_the_sweep_section(tmp_path, confirm, says):
     from harness.config import Experiments
+    from sweep.spec import resolve_sweep
 
     doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
     assert doc["sweep"]["confirm"] == {"k": 3, "seeds": [1, 2, 3, 4, 5]}  # the documented defaults
@@ -249,7 +250,7 @@ def test_confirm_settings_are_validated_at_load(tmp_path, confirm, says):
     path = tmp_path / "experiments.yaml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match="sweep.confirm") as e:
-        Experiments(path)
+        resolve_sweep(Experiments(path))
     assert says in str(e.value)
 
 

@@ -1,4 +1,4 @@
-"""`python -m findings`: the quick path end to end on a reduced spec, in a real temporary MLflow store.
+"""`python -m cli.findings`: the quick path end to end on a reduced spec, in a real temporary MLflow store.
 
 Three settings x two seeds x one epoch on 500 + 500 real MNIST images: the runs land in MLflow
 tagged by config hash, a re-run trains nothing, a lost run is trained again, and the report has a
@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
-from findings.cli import main
+from cli.findings import main
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
 from findings.tuned import Point, best_by_validation, judge, next_edges, study_spec
@@ -73,12 +73,12 @@ FIGURES = ("batch_size", "test_curves", "gap")
 
 
 def _findings(tmp, *args: str) -> subprocess.CompletedProcess:
-    """`python -m findings --quick` on the reduced spec, tracked in `tmp`, run from `tmp`."""
+    """`python -m cli.findings --quick` on the reduced spec, tracked in `tmp`, run from `tmp`."""
     return subprocess.run(
         [
             sys.executable,
             "-m",
-            "findings",
+            "cli.findings",
             "--quick",
             "--file",
             str(REPO / "experiments.yaml"),

@@ -1,7 +1,7 @@
 """Hostile input, as a user would type it: every mistake is one line on stderr, exit code 2, no
 traceback, nothing written, and no password in any output.
 
-Each case runs `python -m harness.cli ...` in an empty folder holding only what the case puts
+Each case runs `python -m cli ...` in an empty folder holding only what the case puts
 there (an experiments file for a 1-epoch run on 500 images, tracked in that folder), and the
 folder is listed before and after: a refused command must leave it exactly as it was.
 """

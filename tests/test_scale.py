@@ -22,6 +22,7 @@ from harness.config import Experiments
 from harness.errors import UserError
 from harness.urls import with_driver
 from sweep.recovery import Requeue, fail_dead_here, pid_space
+from sweep.spec import resolve_sweep
 from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study
 from sweep.workers import plan_workers
@@ -60,7 +61,7 @@ def _write_experiments(
 
 
 def _sweep_cmd(exp_file: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "sweep", "--file", exp_file, *args]
+    return [sys.executable, "-m", "cli", "sweep", "--file", exp_file, *args]
 
 
 def _check_runs(client: MlflowClient, study: optuna.Study, experiment: str, epochs: int) -> dict:
@@ -105,9 +106,9 @@ def test_environment_wins_over_the_file_and_passwords_are_masked(tmp_path, monke
     assert cfg.tracking.uri == "http://alice:tr4cking-pw@127.0.0.1:5999"
     assert cfg.flat()["tracking.uri"] == "http://alice:***@127.0.0.1:5999"  # what gets logged
     assert "tr4cking-pw" not in str(cfg.public())
-    assert exps.resolve_sweep().storage == "postgresql://bob:st0rage-pw@db.example:5432/s7"
+    assert resolve_sweep(exps).storage == "postgresql://bob:st0rage-pw@db.example:5432/s7"
     # a command-line override wins over both
-    assert exps.resolve_sweep({"storage": "sqlite:///x.db"}).storage == "sqlite:///x.db"
+    assert resolve_sweep(exps, {"storage": "sqlite:///x.db"}).storage == "sqlite:///x.db"
     assert exps.resolve("s7_file3", {"tracking": {"uri": "sqlite:///y.db"}}).tracking.uri == (
         "sqlite:///y.db"
     )
@@ -115,14 +116,14 @@ def test_environment_wins_over_the_file_and_passwords_are_masked(tmp_path, monke
 
 def test_sweep_settings_for_workers_and_heartbeats_are_validated(tmp_path):
     exps = Experiments(_write_experiments(tmp_path, 2))
-    spec = exps.resolve_sweep({"workers": 3, "heartbeat": {"interval": 5, "grace_period": 60}})
+    spec = resolve_sweep(exps, {"workers": 3, "heartbeat": {"interval": 5, "grace_period": 60}})
     assert (spec.workers, spec.heartbeat.interval, spec.heartbeat.grace_period) == (3, 5, 60)
     with pytest.raises(UserError, match="grace_period .* must be longer than interval"):
-        exps.resolve_sweep({"heartbeat": {"interval": 30, "grace_period": 30}})
+        resolve_sweep(exps, {"heartbeat": {"interval": 30, "grace_period": 30}})
     with pytest.raises(UserError, match="sweep.workers' = 0 is invalid"):
-        exps.resolve_sweep({"workers": 0})
+        resolve_sweep(exps, {"workers": 0})
     with pytest.raises(UserError, match="did you mean 'sweep.heartbeat.interval'"):
-        exps.resolve_sweep({"heartbeat": {"intervall": 5}})
+        resolve_sweep(exps, {"heartbeat": {"intervall": 5}})
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(
         tmp_path, 5, heartbeat={"interval": 1, "grace_period": 2, "max_retry": 1}
     )
     exps = Experiments(exp_file)
-    spec = exps.resolve_sweep()
+    spec = resolve_sweep(exps)
     base = exps.resolve(spec.base_experiment)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     runs = TrialRuns(spec, base)

@@ -45,7 +45,7 @@ def _write_experiments(tmp) -> str:
 
 
 def _sweep_cmd(exp_file: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "sweep", "--file", exp_file]
+    return [sys.executable, "-m", "cli", "sweep", "--file", exp_file]
 
 
 def _ignore_sigint() -> None:

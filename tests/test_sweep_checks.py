@@ -16,6 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from sweep.spec import resolve_sweep
 from tests.conftest import DATA_ROOT, REPO, experiments_doc, run_cli, write_experiments
 
 
@@ -205,7 +206,7 @@ def test_findings_read_a_postgresql_tracking_store(tmp_path, pg_schema):
     other command maps it to psycopg2; findings opened MLflow on the raw URL and failed."""
     exp_file = write_experiments(tmp_path, _repo_doc(tmp_path))
     r = subprocess.run(
-        [sys.executable, "-m", "findings", "--file", exp_file, "--quick", "--report-only"]
+        [sys.executable, "-m", "cli.findings", "--file", exp_file, "--quick", "--report-only"]
         + ["--tracking-uri", pg_schema],
         cwd=tmp_path,
         capture_output=True,
@@ -230,7 +231,7 @@ def test_a_library_error_quoting_a_password_is_stored_masked(tmp_path, monkeypat
     monkeypatch.setattr(objective, "train", upload_fails)
     exps = Experiments(_small_sweep(tmp_path, max_consecutive_failures=1, log_models=False))
     with pytest.raises(TrialsKeepFailing, match="alice:\\*\\*\\*@tracking"):
-        study.run_sweep(exps, exps.resolve_sweep())
+        study.run_sweep(exps, resolve_sweep(exps))
     (trial,) = optuna.load_study(
         study_name="checks", storage=f"sqlite:///{tmp_path}/runs/optuna.db"
     ).trials

@@ -4,7 +4,7 @@ import matplotlib
 import optuna
 from mlflow.tracking import MlflowClient
 
-from harness.sweep_spec import SweepSpec
+from sweep.spec import SweepSpec
 from sweep.summary import log_study_summary
 from tracking import Tracker
 
@@ -50,7 +50,7 @@ def test_the_summary_logs_its_plots_and_leaves_matplotlib_style_as_it_was(tmp_pa
 
 
 def test_a_logged_model_is_the_trial_s_module_and_the_run_stays_running_until_finish(
-    tmp_path, small_data
+    tmp_path, small_data, monkeypatch
 ):
     import mlflow.pytorch
     import torch
@@ -75,6 +75,8 @@ def test_a_logged_model_is_the_trial_s_module_and_the_run_stays_running_until_fi
     logged = client.get_logged_model(model_id)
     assert logged.name == "s-trial-7" and logged.source_run_id == run.run_id
     assert {m.key: m.value for m in logged.metrics} == {"test_acc": acc}
+    # a user loads it in their own process, pointed at the store (the library set no default)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     loaded = mlflow.pytorch.load_model(f"models:/{model_id}")
     assert isinstance(loaded, torch.nn.Module)
     loaded.eval()  # an exported graph raises NotImplementedError here

@@ -47,7 +47,7 @@ def test_ui_serves_runs_over_http(tmp_path):
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "cli",
             "ui",
             "--file",
             "experiments.yaml",
@@ -96,7 +96,7 @@ def _serve_ui(tmp_path, study: dict):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "ui", "--file", "experiments.yaml"]
+        [sys.executable, "-m", "cli", "ui", "--file", "experiments.yaml"]
         + ["--port", str(port), f"sweep.study_name={tiny_study.STUDY}"],
         cwd=tmp_path,
         env={**env, "PYTHONUNBUFFERED": "1"},

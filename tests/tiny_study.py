@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from harness.sweep_spec import SweepSpec
 from model_zoo import create_model
+from sweep.spec import SweepSpec
 from sweep.summary import finish_study_run, log_invocation, update_study_run
 from tracking import Tracker
 from tracking.datasets import sweep_inputs

@@ -1,4 +1,5 @@
-"""Tracking: everything a run produces goes to MLflow through here (the trainer never imports mlflow)."""
+"""Tracking: everything a run produces goes to MLflow through here (the trainer never imports
+mlflow); `job` is `make train`'s tracked run."""
 
 from tracking.mlflow_store import RunHandle, Tracker
 from tracking.plots import curves_figure

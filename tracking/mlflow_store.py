@@ -16,12 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no phoning home from a sweep
-# MLflow prints a "View run at <tracking URI>" line per run against a server: noise from many
-# workers, and the URI may carry a password.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-
-import mlflow  # noqa: E402
+import mlflow
 import numpy as np
 from matplotlib.figure import Figure
 from mlflow.entities import DatasetInput, Metric, Param, RunTag
@@ -262,15 +257,8 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_root: str = "mlartifacts"):
         uri = with_driver(uri)  # postgresql:// -> the psycopg2 driver we install
         self.uri = uri
-        before = os.environ.get("MLFLOW_TRACKING_URI")
-        mlflow.set_tracking_uri(uri)  # for log_model's fluent call
-        # MLflow also exports the URI as MLFLOW_TRACKING_URI for child processes; the config
-        # loader reads that variable as the user's choice (it wins over experiments.yaml), so a
-        # store picked here must not leak into workers or other commands started from here.
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
+        # the client is passed everywhere (models, system metrics too): MLflow's process-wide
+        # tracking URI is never set, so nothing leaks into other stores or child processes
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment_id = self._experiment(experiment, artifact_root)
 

@@ -1,12 +1,13 @@
-"""Command line: `python -m findings [--quick] [--file F] [--spec S] [--report-only] ...`.
+"""Command line: `python -m cli.findings [--quick] [--file F] [--spec S] [--report-only] ...`.
 
 Trains the runs the findings still miss (skipping every finished one), then writes the report.
 Every user error ends as one line on stderr and exit code 2, with no traceback.
 """
 
 import argparse
+import sys
 
-from harness.errors import run_reporting_errors
+from cli.errors import run_reporting_errors
 from harness.urls import masked
 
 
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m findings", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m cli.findings", description=__doc__)
     p.add_argument("--quick", action="store_true", help="the spec's quick seeds and overrides")
     p.add_argument("--file", default="experiments.yaml", help="the experiments file")
     p.add_argument(
@@ -58,3 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_reporting_errors(_run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,16 +3,37 @@
 It says what the study searches (`space`, keyed by the dotted config key each parameter sets),
 how it samples and prunes, what it optimises (validation accuracy on a fixed hold-out of the
 training images; the test set never chooses), where the study lives and how many finished trials
-it needs. Interpreting it (Optuna objects, the objective) is `sweep/`'s job.
+it needs. `resolve_sweep` validates it (with its overrides and environment) into a `SweepSpec`.
 """
 
+import difflib
 import inspect
 import warnings
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from harness.config import SEED_MAX, Bool, Float, Int, Section, Str
+from harness.config import (
+    SEED_MAX,
+    Bool,
+    Experiments,
+    Float,
+    Int,
+    Section,
+    Str,
+    TrainConfig,
+    _env_where,
+    _fmt,
+    check_keys,
+    deep_merge,
+    env_overrides,
+    flatten,
+    unflatten,
+    validation_message,
+)
+from harness.errors import UserError, cut
+
+SWEEP_ENV = {"OPTUNA_STORAGE": "storage"}  # the environment variable that sets a sweep key
 
 
 class ParamSpec(Section):
@@ -204,3 +225,105 @@ class SweepSpec(Section):
         if not self.space:
             raise ValueError("'space' must name at least one parameter")
         return self
+
+
+# ---------------------------------------------------------------- the sweep: section, validated
+
+
+def check_space_keys(space: Any, where: str) -> None:
+    """Refuse `sweep.space.optimizer.lr.high=...` (read as a searched key 'optimizer') with the
+    spelling that works: a searched key holds dots, so it is written in brackets."""
+    if not isinstance(space, dict):
+        return
+    leaves = set(TrainConfig().flat())
+    for key, value in space.items():
+        if key in leaves or not isinstance(value, dict):
+            continue
+        for sub, v in flatten(value).items():
+            full = f"{key}.{sub}".split(".")
+            for n in range(len(full) - 1, 0, -1):
+                leaf, rest = ".".join(full[:n]), ".".join(full[n:])
+                if leaf in leaves:
+                    raise UserError(
+                        f"{where}: key 'sweep.space.{cut(key, 80)}.{cut(sub, 80)}' is read as "
+                        f"searched key '{cut(key, 80)}'; searched keys hold dots, so write "
+                        f"sweep.space[{leaf}].{rest}={_fmt(v)}"
+                    )
+
+
+def resolve_sweep(
+    experiments: Experiments,
+    overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+) -> SweepSpec:
+    """The `sweep:` section with command-line `sweep.*` overrides, validated as a `SweepSpec`.
+
+    Every searched key must be a config key, and every range end, choice, grid value and
+    enqueued value must give a valid training config, so a bad range fails here, before any
+    trial is written to the study.
+    """
+    if experiments.file.sweep is None:
+        raise UserError(
+            f"{experiments.path}: no 'sweep:' section; add one (see README, 'The sweep')"
+        )
+    cli = f"{experiments.path} (command-line override)"
+    check_space_keys((overrides or {}).get("space"), cli)
+    check_keys(experiments.file.sweep, SweepSpec, str(experiments.path), "sweep.")
+    check_keys(overrides or {}, SweepSpec, cli, "sweep.")
+    env = env_overrides(SWEEP_ENV)
+    merged = deep_merge(deep_merge(experiments.file.sweep, env), overrides or {})
+    over, from_env = flatten(overrides or {}), _env_where(SWEEP_ENV)
+
+    def where(p: str) -> str:
+        if p in over:
+            return cli
+        if p in from_env:
+            return f"{experiments.path} (environment {from_env[p]})"
+        return str(experiments.path)
+
+    try:
+        spec = SweepSpec.model_validate(merged)
+    except ValidationError as e:
+        raise UserError(validation_message(e, where, "sweep")) from None
+    experiments.resolve(spec.base_experiment, train_overrides)  # names a known experiment
+    leaves = list(TrainConfig().flat())
+    for key, param in spec.space.items():
+        if key not in leaves:
+            close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else "expected a dotted config key"
+            raise UserError(f"{experiments.path}: unknown searched key 'sweep.space.{key}'; {hint}")
+        for value in param.values_to_check():
+            _check_value(experiments, spec, f"sweep.space.{key}", key, value, train_overrides)
+    for i, params in enumerate(spec.enqueue):
+        for key, value in params.items():
+            if key not in spec.space:
+                raise UserError(
+                    f"{experiments.path}: key 'sweep.enqueue[{i}].{key}' is not a searched key; "
+                    f"searched: {', '.join(spec.space)}"
+                )
+            _check_value(
+                experiments, spec, f"sweep.enqueue[{i}].{key}", key, value, train_overrides
+            )
+    return spec
+
+
+def _check_value(
+    experiments: Experiments, spec: SweepSpec, path: str, key: str, value: Any, train_overrides
+) -> None:
+    data = deep_merge(
+        deep_merge(
+            deep_merge(
+                experiments.file.defaults, experiments.file.experiments[spec.base_experiment]
+            ),
+            train_overrides or {},
+        ),
+        unflatten({key: value}),
+    )
+    try:
+        TrainConfig.model_validate(data)
+    except ValidationError as e:
+        msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UserError(
+            f"{experiments.path}: key '{path}' = {_fmt(value)} is invalid for '{key}': "
+            f"{msg[0].lower() + msg[1:]}"
+        ) from None

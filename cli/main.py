@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import UserError, one_line, run_reporting_errors
+from cli.errors import one_line, run_reporting_errors
+from harness.errors import UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,7 +49,7 @@ def _output_file(path: Path, flag: str) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from harness.config import Experiments, load_config_file, parse_overrides
-    from harness.runner import describe, run_training
+    from tracking.job import describe, run_training
 
     overrides = parse_overrides(args.overrides)
     tags = {}
@@ -77,6 +78,7 @@ def _split_overrides(items: list[str]) -> tuple[dict, dict]:
 
 def _sweep_spec(args: argparse.Namespace):
     from harness.config import Experiments
+    from sweep.spec import resolve_sweep
 
     sweep_over, train_over = _split_overrides(args.overrides)
     if getattr(args, "n_trials", None) is not None:
@@ -84,7 +86,7 @@ def _sweep_spec(args: argparse.Namespace):
     if getattr(args, "workers", None) is not None:
         sweep_over["workers"] = args.workers
     exps = Experiments(args.file)
-    return exps, exps.resolve_sweep(sweep_over, train_over), train_over
+    return exps, resolve_sweep(exps, sweep_over, train_over), train_over
 
 
 def _sweep(args: argparse.Namespace) -> None:

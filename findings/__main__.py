@@ -1,7 +1,0 @@
-"""`python -m findings`: see `findings.cli`."""
-
-import sys
-
-from findings.cli import main
-
-sys.exit(main())
