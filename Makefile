@@ -68,7 +68,7 @@ test: data
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: data
-	$(PY) -m cli bench
+	$(PY) -m cli bench $(if $(ROUNDS),--rounds $(ROUNDS))
 
 # Trials per hour: 1 worker of all cores against one worker per core (short fixed trials).
 bench-workers: data

@@ -23,6 +23,19 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid count {one_line(text, 40)!r}: expected 1 or more"
+        )
+    return n
+
+
 def _port(text: str) -> int:
     """A TCP port number, 1-65535."""
     try:
@@ -242,7 +255,7 @@ def _data(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from harness import bench
 
-    bench.run(Path(args.out), root=args.root, device=args.device)
+    bench.run(Path(args.out), root=args.root, device=args.device, rounds=args.rounds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--root", default="data")
     d.set_defaults(func=_data)
 
-    b = sub.add_parser("bench", help="seed pipeline vs ours, seconds per epoch")
+    b = sub.add_parser("bench", help="seed pipeline vs ours, seconds per epoch, over rounds")
     b.add_argument("--root", default="data")
+    b.add_argument("--rounds", type=_positive, default=3, help="rounds (each runs every pipeline)")
     b.add_argument("--device", default="auto")
     b.add_argument("--out", default="reports/bench.json")
     b.set_defaults(func=_bench)

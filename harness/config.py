@@ -165,7 +165,7 @@ class TrainConfig(Section):
     seed: Int = Field(1, ge=0, le=SEED_MAX)
     epochs: Int = Field(15, ge=1, le=1000)
     batch_size: Int = Field(128, ge=1, le=60000)
-    eval_batch_size: Int = Field(2000, ge=1)
+    eval_batch_size: Int = Field(500, ge=1)
     device: Str = "auto"
     progress: Bool = True
     model: ModelConfig = ModelConfig()

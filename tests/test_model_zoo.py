@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from model_zoo import create_model, list_models, register_model, summarize
+from model_zoo.layers import Dropout
 from model_zoo.registry import UnknownModelError
 
 # The seed's torchsummary table (S7-README.txt), row for row: layer, output shape, parameters.
@@ -69,12 +70,36 @@ def test_s7_net_summary_matches_the_seed_table_row_for_row():
 
 
 def test_dropout_is_an_argument():
-    drops = [
-        m.p
-        for m in create_model("s7_net", dropout=0.13).modules()
-        if isinstance(m, torch.nn.Dropout)
-    ]
+    drops = [m.p for m in create_model("s7_net", dropout=0.13).modules() if isinstance(m, Dropout)]
     assert len(drops) == 5 and set(drops) == {0.13}
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_the_cheap_dropout_has_nn_dropouts_distribution(p):
+    n = 2_000_000
+    torch.manual_seed(0)
+    y = Dropout(p)(torch.ones(n))
+    dropped = int((y == 0).sum())
+    sd = (n * p * (1 - p)) ** 0.5
+    assert abs(dropped - n * p) < 5 * sd  # binomial(n, p): 5 sd is a one-in-a-million miss
+    assert torch.all((y == 0) | torch.isclose(y, torch.tensor(1 / (1 - p))))  # kept: scaled
+    # neighbours (the two halves of one 32-bit draw) are dropped independently
+    both = int(((y[0::2] == 0) & (y[1::2] == 0)).sum())
+    assert abs(both - n / 2 * p * p) < 5 * (n / 2 * p * p) ** 0.5
+
+
+def test_the_cheap_dropout_is_seeded_the_identity_in_eval_and_free_at_zero():
+    x = torch.randn(64, 8, 5, 5, requires_grad=True)
+    torch.manual_seed(3)
+    a = Dropout(0.2)(x)
+    torch.manual_seed(3)
+    assert torch.equal(a, Dropout(0.2)(x))  # same seed, same mask
+    a.sum().backward()
+    assert torch.equal(x.grad, (a != 0).float() / 0.8)  # gradient through kept elements only
+    assert Dropout(0.2).eval()(x) is x
+    state = torch.get_rng_state()
+    assert Dropout(0.0)(x) is x
+    assert torch.equal(state, torch.get_rng_state())  # p = 0 draws nothing
 
 
 def test_unknown_model_lists_the_known_ones():
