@@ -1,4 +1,4 @@
-"""Findings: re-run the seed's claims over several seeds and decide each from the logged runs.
+"""Findings: re-run S7's claims over several seeds and decide each from the logged runs.
 
 `spec` validates the `findings:` section, `plan` turns it into one training config per setting and
 seed, `execute` trains what MLflow does not hold yet, `store` reads the runs back, `verdicts`

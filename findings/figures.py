@@ -2,7 +2,7 @@
 
 `interval`: one point per seed and the mean with its 95% t-interval, per setting (e.g. batch size
 vs best test accuracy, or the train-test gap). `curves`: a per-epoch metric's mean over seeds with
-its 95% band, one line per setting, like the seed's test-accuracy plots.
+its 95% band, one line per setting, like S7's test-accuracy plots.
 """
 
 import math
@@ -16,11 +16,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from findings.plan import Plan  # noqa: E402
 from findings.spec import Figure  # noqa: E402
-from findings.store import RunRecord  # noqa: E402
+from findings.store import Records  # noqa: E402
 from findings.tuned import TunedResult  # noqa: E402
 from harness.stats import mean_interval  # noqa: E402
-
-Records = dict[tuple[str, int], RunRecord]
 
 
 def _label(plan: Plan, records: Records, fig: Figure, setting: str) -> str:
@@ -77,7 +75,7 @@ def interval_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Pa
     return _save(f, ax, path)
 
 
-def curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path:
+def mean_curves_figure(plan: Plan, records: Records, fig: Figure, path: Path) -> Path:
     """Per setting: the mean over seeds of per-epoch `fig.metric`, with a 95% t-interval band."""
     f, ax = plt.subplots(figsize=(7, 4.5))
     for i, s in enumerate(fig.settings):
@@ -152,7 +150,7 @@ def draw_all(plan: Plan, records: Records, folder: Path) -> dict[str, Path]:
         `{figure name: path}`.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    draw = {"interval": interval_figure, "curves": curves_figure}
+    draw = {"interval": interval_figure, "curves": mean_curves_figure}
     return {
         name: draw[fig.kind](plan, records, fig, folder / f"{name}.png")
         for name, fig in plan.spec.figures.items()

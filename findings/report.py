@@ -1,6 +1,6 @@
-"""`reports/findings.md`: every claim with the seed's number, ours over seeds, and a verdict.
+"""`reports/findings.md`: every claim with S7's number, ours over seeds, and a verdict.
 
-All numbers about our runs are read from MLflow (through `findings.store`); the seed's numbers and
+All numbers about our runs are read from MLflow (through `findings.store`); S7's numbers and
 the thresholds come from the spec. Nothing numeric is typed into this module.
 """
 
@@ -14,13 +14,12 @@ from pathlib import Path
 from findings.figures import draw_all, tuned_figure
 from findings.plan import HASH_IGNORED, HASH_IGNORED_PREFIXES, Plan
 from findings.spec import METRIC_MEANING
-from findings.store import RunRecord
+from findings.store import Records
 from findings.tuned import FINISHED_STATES, OPEN_STATES, Point, TunedResult
 from findings.verdicts import ClaimResult, Comparison, Part, evaluate_claims
 from harness.stats import LEVEL, MOST_SEEDS, POWER, Interval
 from harness.urls import masked
 
-Records = dict[tuple[str, int], RunRecord]
 TUNED_FIGURE = "tuned_lr"  # figure name of the lr-by-batch study
 SETTING_KEYS = (
     "epochs",
@@ -70,8 +69,8 @@ def seeds_text(values: dict[int, float], metric: str = "", signed: bool = False)
     return ", ".join(f"{s}: {f'{v:+.3f}' if signed else num(v, metric)}" for s, v in values.items())
 
 
-def seed_num(x: float | None, metric: str = "") -> str:
-    """The seed's own number, as short as it was reported (its gap may be derived: 0.32)."""
+def reported_num(x: float | None, metric: str = "") -> str:
+    """S7's own number, as short as it was reported (its gap may be derived: 0.32)."""
     return "—" if x is None else f"{x:,.0f}" if metric == "n_params" else f"{x:.4g}"
 
 
@@ -98,7 +97,7 @@ def quick_banner(plan: Plan) -> list[str]:
     over = ", ".join(f"`{o}`" for o in q.overrides) or "none"
     return [
         f"> **QUICK MODE: these verdicts are not verdicts.** Seeds {q.seeds}, overrides {over}. "
-        "This checks the machinery end to end; the numbers below say nothing about the seed's "
+        "This checks the machinery end to end; the numbers below say nothing about S7's "
         "claims. Run `python -m cli.findings` without `--quick` for the real report.",
         "",
     ]
@@ -162,13 +161,13 @@ def summary(results: list[ClaimResult], tuned: TunedResult | None = None) -> lis
     out = [
         "## Summary",
         "",
-        "| claim | the seed said | ours (deciding comparisons) | verdict |",
+        "| claim | S7 reported | ours (deciding comparisons) | verdict |",
         "|---|---|---|---|",
     ]
     for r in results:
         seed = "; ".join(
-            f"{s}: " + ", ".join(f"{m} {seed_num(v, m)}" for m, v in vals.items())
-            for s, vals in r.claim.seed_values.items()
+            f"{s}: " + ", ".join(f"{m} {reported_num(v, m)}" for m, v in vals.items())
+            for s, vals in r.claim.reported.items()
         )
         ours = "<br>".join(
             f"{c.description}: {interval(c.estimate, p.check.metric, p.check.kind != 'threshold')}"
@@ -183,7 +182,7 @@ def summary(results: list[ClaimResult], tuned: TunedResult | None = None) -> lis
             f"{b}: lr {p.lr:g}, val {p.val_acc:.2f}" for b, p in sorted(tuned.best.items())
         )
         out.append(
-            f"| `tuned_lr` {tuned.spec.question} | — (the seed kept lr fixed) "
+            f"| `tuned_lr` {tuned.spec.question} | — (S7 kept lr fixed) "
             f"| {ours or 'no completed points'} | **{tuned.verdict}** |"
         )
     return [*out, ""]
@@ -237,12 +236,12 @@ def claim_section(i: int, r: ClaimResult) -> list[str]:
     out += [
         f"Seeds {r.seeds}.",
         "",
-        "| setting | metric | the seed | ours: mean [95% CI] | per seed |",
+        "| setting | metric | S7 reported | ours: mean [95% CI] | per seed |",
         "|---|---|---|---|---|",
     ]
     for row in r.rows:
         out.append(
-            f"| {row.setting} | {row.metric} | {seed_num(row.seed_value, row.metric)} "
+            f"| {row.setting} | {row.metric} | {reported_num(row.reported, row.metric)} "
             f"| {interval(row.estimate, row.metric)} | {seeds_text(row.per_seed, row.metric)} |"
         )
     out += [
@@ -513,10 +512,10 @@ def render(
     lines = quick_banner(plan) if plan.quick else []
     lines += incomplete_banner(plan, records, tuned)
     lines += [
-        f"# Findings: the seed's claims over seeds ({mode})",
+        f"# Findings: S7's claims over seeds ({mode})",
         "",
         f"Written by `python -m cli.findings{' --quick' if plan.quick else ''}` from {runs} finished "
-        f"MLflow runs. Every number about our runs is read from MLflow; the seed's numbers and "
+        f"MLflow runs. Every number about our runs is read from MLflow; S7's numbers and "
         "the thresholds come from the `findings:` spec.",
         "",
     ]

@@ -1,8 +1,8 @@
-"""The `findings:` section: which of the seed's claims to test, on which settings and seeds, how.
+"""The `findings:` section: which of S7's claims to test, on which settings and seeds, how.
 
 A *setting* is a named experiment of experiments.yaml plus dotted overrides (`batch_size=32`),
 written exactly as on the command line. A *claim* names the settings it needs, the metrics to
-show, the seed's own numbers, and the comparisons (`decide`) whose 95% intervals decide it.
+show, S7's own numbers, and the comparisons (`decide`) whose 95% intervals decide it.
 The section is validated once, when it is loaded: unknown keys name the closest known one, and a
 bad value, an unknown setting or an override that gives no valid training config is one line
 naming the file, the key path, the value and what is allowed.
@@ -35,7 +35,7 @@ METRICS: tuple[str, ...] = get_args(Metric)
 METRIC_MEANING = {
     "best_test_acc": "best test accuracy over the epochs (%)",
     "final_test_acc": "test accuracy after the last epoch (%)",
-    "best_train_acc": "best running train accuracy over the epochs (%, train mode, as the seed)",
+    "best_train_acc": "best running train accuracy over the epochs (%, train mode, as S7)",
     "gap": "best train accuracy minus best test accuracy (percentage points)",
     "n_params": "trainable parameters of the network",
 }
@@ -86,11 +86,11 @@ class Check(Section):
 
 
 class Claim(Section):
-    """One claim of the seed: its words and numbers, the settings it needs, what decides it."""
+    """One claim of S7: its words and numbers, the settings it needs, what decides it."""
 
     statement: Str
-    note: Str = ""  # how we test it, where that differs from what the seed compared
-    seed_values: dict[Str, dict[Metric, Float]] = {}  # the seed's reported numbers, per setting
+    note: Str = ""  # how we test it, where that differs from what S7 compared
+    reported: dict[Str, dict[Metric, Float]] = {}  # S7's reported numbers, per setting
     settings: list[Str] = Field(min_length=1)
     metrics: list[Metric] = ["best_test_acc", "final_test_acc"]
     seeds: list[Int] | None = Field(None, min_length=1)  # default: the section's `seeds`
@@ -178,7 +178,7 @@ class FindingsSpec(Section):
     settings: dict[Str, Setting] = Field(min_length=1)
     claims: dict[Str, Claim] = Field(min_length=1)
     figures: dict[Str, Figure] = {}
-    tuned_lr: TunedLr | None = None  # the view the seed could not take (see TunedLr)
+    tuned_lr: TunedLr | None = None  # the view S7 could not take (see TunedLr)
 
 
 class SpecFile(Section):
@@ -255,10 +255,10 @@ def _check_references(spec: FindingsSpec, where: str) -> None:
         for s in claim.settings:
             if s not in spec.settings:
                 raise _unknown(where, f"findings.claims.{cid}.settings", s, known, "setting")
-        for s in claim.seed_values:
+        for s in claim.reported:
             if s not in claim.settings:
                 raise _unknown(
-                    where, f"findings.claims.{cid}.seed_values", s, claim.settings, "setting"
+                    where, f"findings.claims.{cid}.reported", s, claim.settings, "setting"
                 )
         for part, check in claim.decide.items():
             for s in check.settings():

@@ -43,6 +43,9 @@ class RunRecord:
         return sum(self.history.get("epoch_seconds", []))
 
 
+Records = dict[tuple[str, int], RunRecord]  # (setting, seed) -> its finished run
+
+
 def experiment_id(client: MlflowClient, name: str) -> str | None:
     """The id of MLflow experiment `name`, or None when nothing was ever logged to it."""
     exp = client.get_experiment_by_name(name)

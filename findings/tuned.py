@@ -1,10 +1,10 @@
-"""The view the seed could not take: every batch size with its own tuned learning rate.
+"""The view S7 could not take: every batch size with its own tuned learning rate.
 
 One grid study (batch size x lr) at a setting's other values, run by the sweep exactly as
 `make sweep` runs a study: the `sweep:` section's storage, validation hold-out and objective, one
 MLflow experiment named after the study with a run per trial. Each batch size's lr is chosen on
 validation accuracy; test accuracy is only reported. The tuned batch sizes are then compared
-with a margin for run-to-run noise (see `judge`).
+with a margin for run-to-run noise (see `judge_batch_sizes`).
 """
 
 import math
@@ -16,7 +16,7 @@ import optuna
 
 from findings.plan import Plan
 from findings.spec import TunedLr, setting_overrides
-from findings.store import RunRecord
+from findings.store import Records
 from harness.config import Experiments, deep_merge
 from harness.stats import mean_interval
 from harness.urls import masked
@@ -24,7 +24,6 @@ from sweep.spec import SweepSpec, resolve_sweep
 from sweep.storage import open_storage, storage_url
 from sweep.study import run_sweep
 
-Records = dict[tuple[str, int], RunRecord]
 NOISE_Z = 2.0  # margin = NOISE_Z * sqrt(2) * sd: ~95% for the difference of two single runs
 
 
@@ -253,7 +252,9 @@ def best_by_validation(points: list[Point]) -> dict[int, Point]:
     return best
 
 
-def judge(best: dict[int, Point], reference: int, margin: float) -> tuple[int | None, str, str]:
+def judge_batch_sizes(
+    best: dict[int, Point], reference: int, margin: float
+) -> tuple[int | None, str, str]:
     """The verdict on "`reference` is the best batch size" with each batch size's lr tuned.
 
     Reproduced: `reference` has the highest tuned validation accuracy and leads the runner-up by
@@ -301,7 +302,7 @@ def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult 
         ]
     )
     margin = NOISE_Z * math.sqrt(2.0) * noise.sd if noise.n >= 2 else math.nan
-    winner, verdict, reason = judge(best, t.reference, margin)
+    winner, verdict, reason = judge_batch_sizes(best, t.reference, margin)
     return TunedResult(
         spec=t,
         study_name=spec.study_name,

@@ -17,21 +17,19 @@ from dataclasses import dataclass
 
 from findings.plan import Plan
 from findings.spec import Check, Claim
-from findings.store import RunRecord
+from findings.store import Records
 from harness.stats import Interval, detectable_difference, mean_interval, seeds_needed
-
-Records = dict[tuple[str, int], RunRecord]
 
 
 @dataclass(frozen=True)
 class Row:
-    """One metric of one setting over the claim's seeds, next to the seed's number if it gave one."""
+    """One metric of one setting over the claim's seeds, next to the number S7 reported, if any."""
 
     setting: str
     metric: str
     per_seed: dict[int, float]
     estimate: Interval
-    seed_value: float | None
+    reported: float | None  # the number S7 reported, if any
 
 
 @dataclass(frozen=True)
@@ -113,9 +111,9 @@ def per_seed(records: Records, setting: str, seeds: list[int], metric: str) -> d
     return {s: records[(setting, s)].values[metric] for s in seeds if (setting, s) in records}
 
 
-def seed_value(claim: Claim, setting: str, metric: str) -> float | None:
-    """The seed's number; its gap is derived from its best train and best test when not given."""
-    given = claim.seed_values.get(setting, {})
+def reported_value(claim: Claim, setting: str, metric: str) -> float | None:
+    """S7's number; its gap is derived from its best train and best test when not given."""
+    given = claim.reported.get(setting, {})
     if metric in given:
         return given[metric]
     if metric == "gap" and {"best_train_acc", "best_test_acc"} <= set(given):
@@ -132,7 +130,7 @@ def _paired(records: Records, seeds: list[int], metric: str, a: str, b: str, op:
     )
 
 
-def judge(check: Check, name: str, records: Records, seeds: list[int]) -> Part:
+def decide_part(check: Check, name: str, records: Records, seeds: list[int]) -> Part:
     """Decide one `decide` entry of a claim on `seeds`."""
     if check.kind == "threshold":
         vals = per_seed(records, check.setting, seeds, check.metric)
@@ -177,12 +175,12 @@ def evaluate_claims(plan: Plan, records: Records) -> list[ClaimResult]:
                 m,
                 vals := per_seed(records, s, seeds, m),
                 mean_interval(list(vals.values())),
-                seed_value(claim, s, m),
+                reported_value(claim, s, m),
             )
             for s in claim.settings
             for m in claim.metrics
         ]
-        parts = [judge(t, name, records, seeds) for name, t in claim.decide.items()]
+        parts = [decide_part(t, name, records, seeds) for name, t in claim.decide.items()]
         missing = [(s, seed) for s in claim.settings for seed in seeds if (s, seed) not in records]
         out.append(
             ClaimResult(

@@ -17,7 +17,7 @@ from scipy import stats as scipy_stats
 from cli.findings import main
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
-from findings.tuned import Point, best_by_validation, judge, next_edges, study_spec
+from findings.tuned import Point, best_by_validation, judge_batch_sizes, next_edges, study_spec
 from findings.verdicts import verdict
 from harness.config import parse_overrides
 from harness.stats import detectable_difference, mean_interval, seeds_needed
@@ -40,7 +40,7 @@ findings:
   claims:
     file1_overfits:
       statement: "File1's setup overfits."
-      seed_values: {{file1: {{best_train_acc: 99.59, best_test_acc: 99.27}}}}
+      reported: {{file1: {{best_train_acc: 99.59, best_test_acc: 99.27}}}}
       settings: [file1]
       metrics: [best_train_acc, best_test_acc, gap]
       decide:
@@ -325,11 +325,13 @@ def test_each_batch_size_takes_its_best_lr_by_validation_never_by_test():
     best = best_by_validation(points)
     assert {b: p.lr for b, p in best.items()} == {64: 0.1, 128: 0.1}
     # reference 128 leads by 0.2: beyond a 0.1 margin, within a 0.3 one
-    assert judge(best, 128, 0.1)[1:2] == ("reproduced",)
-    assert judge(best, 128, 0.3)[1] == "inconclusive"
-    assert judge(best, 64, 0.1)[:2] == (128, "contradicted")
-    assert judge(best, 128, float("nan"))[1] == "inconclusive"  # no noise estimate
-    assert judge({128: best[128]}, 128, 0.1)[1] == "inconclusive"  # nothing to compare with
+    assert judge_batch_sizes(best, 128, 0.1)[1:2] == ("reproduced",)
+    assert judge_batch_sizes(best, 128, 0.3)[1] == "inconclusive"
+    assert judge_batch_sizes(best, 64, 0.1)[:2] == (128, "contradicted")
+    assert judge_batch_sizes(best, 128, float("nan"))[1] == "inconclusive"  # no noise estimate
+    assert (
+        judge_batch_sizes({128: best[128]}, 128, 0.1)[1] == "inconclusive"
+    )  # nothing to compare with
 
 
 def test_a_best_lr_on_the_edge_of_what_was_tried_is_tried_beyond_it():
