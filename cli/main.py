@@ -77,7 +77,8 @@ def _train(args: argparse.Namespace) -> None:
         f"device {cfg.device}",
         flush=True,
     )
-    print(describe(run_training(cfg, tags)))
+    holdout = (args.val_size, args.split_seed) if args.val_size else None
+    print(describe(run_training(cfg, tags, holdout)))
 
 
 def _split_overrides(items: list[str]) -> tuple[dict, dict]:
@@ -268,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--file", default="experiments.yaml", help="the experiments file")
     t.add_argument("--exp", default=None, help="experiment name (default: default_experiment)")
     t.add_argument("--config", default=None, help="a standalone config such as best_config.yaml")
+    t.add_argument(
+        "--val-size",
+        type=_positive,
+        default=None,
+        help="hold out this many of the 60k as a sweep does (and evaluate them): a trial or "
+        "confirmation run trained again",
+    )
+    t.add_argument("--split-seed", type=int, default=0, help="the hold-out's split seed")
     t.add_argument("overrides", nargs="*", help="key=value overrides, dotted for nested keys")
     t.set_defaults(func=_train)
 

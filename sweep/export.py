@@ -131,11 +131,24 @@ def export_best(
         f"# {what} of study {spec.study_name!r}, exported by `make export`.\n"
         "# Retrain it on all 60k training images: make train CONFIG=" + str(out) + "\n"
     )
+    if confirmation:
+        header += (
+            f"# Train its confirmation run of seed S again: {retrain_command(spec, config, out)}\n"
+        )
     out.write_text(header + yaml.safe_dump(doc, sort_keys=False))
     trials_table(study).to_csv(table, index=False)
     if confirmation:
         confirm_table(confirmation).to_csv(table.parent / "confirm.csv", index=False)
     return doc
+
+
+def retrain_command(spec: SweepSpec, config: dict, out: Path) -> str:
+    """`make train` of one confirmation run again (seed S): the same data, hold-out and subset,
+    so its per-epoch val_acc repeats the logged run's on the same machine and thread count."""
+    subset = config.get("data", {}).get("train_subset")
+    args = ["seed=S", *([f"data.train_subset={subset}"] if subset else [])]
+    args += [f"--val-size {spec.val_size}", f"--split-seed {spec.split_seed}"]
+    return f'make train CONFIG={out} ARGS="{" ".join(args)}"'
 
 
 def _confirmation(doc: dict[str, Any]) -> dict[str, Any]:

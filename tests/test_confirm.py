@@ -7,6 +7,7 @@ against scipy by hand.
 
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from harness.stats import (
     seeds_needed,
 )
 from tests.conftest import REPO, experiments_doc, run_cli, write_experiments
+from tracking.resolution import accuracy_decimals
 
 STUDY = "confirm-test"
 SEEDS = [1, 2]
@@ -201,6 +203,33 @@ def test_export_records_the_confirmation_recomputable_from_mlflow(confirmed):
     version = client.get_model_version(STUDY, p["model"]["version"])
     assert version.source == f"models:/{model_id}" and p["model"]["model_id"] == model_id
     assert f"models:/{STUDY}@champion" in export.stdout
+
+
+def test_the_exported_config_retrains_one_confirmation_run_to_the_digit(confirmed):
+    tmp, client = confirmed["tmp"], confirmed["client"]
+    text = (tmp / "best_config.yaml").read_text()
+    line = next(ln for ln in text.splitlines() if "confirmation run of seed S again" in ln)
+    args = shlex.split(line.split('ARGS="', 1)[1].rstrip('"').replace("seed=S", f"seed={SEEDS[1]}"))
+    r = run_cli("train", "--config", "best_config.yaml", *args, cwd=tmp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = yaml.safe_load(text)
+    c = doc["provenance"]["confirmation"]
+    chosen = next(x for x in c["candidates"] if x["candidate"] == c["chosen"])
+    key = "baseline" if chosen["candidate"] == "baseline" else str(chosen["trial"])
+    logged = next(
+        r
+        for r in _confirm_runs(client, "FINISHED")
+        if (r.data.tags["confirms_trial"], r.data.tags["seed"]) == (key, str(SEEDS[1]))
+    )
+    exp = client.get_experiment_by_name("train")
+    (again,) = client.search_runs([exp.experiment_id], "tags.holdout = '300:0'")
+    want = [m.value for m in client.get_metric_history(logged.info.run_id, "val_acc")]
+    got = [m.value for m in client.get_metric_history(again.info.run_id, "val_acc")]
+    digits = accuracy_decimals(300)  # the sweep logs accuracies to what its 300 images resolve
+    assert [round(v, digits) for v in got] == want
+    want = [m.value for m in client.get_metric_history(logged.info.run_id, "train_loss")]
+    got = [m.value for m in client.get_metric_history(again.info.run_id, "train_loss")]
+    assert got == want  # the same training, step for step
 
 
 def test_export_without_a_confirmation_says_it_is_a_single_seed_pick(confirmed):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import TrainConfig
-from harness.data import Split, load_split, subset
+from harness.data import Split, load_split, subset, train_val_split
 from harness.device import resolve_device
 from harness.errors import RunFailed
 from harness.trainer import DivergedError, TrainResult, train
@@ -29,23 +29,32 @@ class Outcome:
         return self.result.final("test_acc")
 
 
-def load_train_test(cfg: TrainConfig) -> tuple[Split, Split]:
-    """All 60k training images and the 10k test images (or the configured subsets)."""
-    tr = subset(load_split(cfg.data.root, train=True), cfg.data.train_subset)
-    te = subset(load_split(cfg.data.root, train=False), cfg.data.test_subset)
-    return tr, te
+def load_data(cfg: TrainConfig, holdout: tuple[int, int] | None = None) -> tuple[Split, dict]:
+    """The training images and the evaluation sets: all 60k and the 10k test images (or the
+    configured subsets); with `holdout` (size, split seed), the 60k less the sweep's validation
+    hold-out, which is evaluated too, exactly as a sweep trial or confirmation run splits them."""
+    tr = load_split(cfg.data.root, train=True)
+    evals = {}
+    if holdout is not None:
+        tr, evals["val"] = train_val_split(tr, *holdout)
+    evals["test"] = subset(load_split(cfg.data.root, train=False), cfg.data.test_subset)
+    return subset(tr, cfg.data.train_subset), evals
 
 
 def model_summary_text(cfg: TrainConfig) -> str:
     return summarize(create_model(cfg.model.name, dropout=cfg.model.dropout)).to_text()
 
 
-def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcome:
+def run_training(
+    cfg: TrainConfig, tags: dict[str, Any] | None = None, holdout: tuple[int, int] | None = None
+) -> Outcome:
     """Train `cfg` on the training set, evaluate on the test set each epoch, log it all to MLflow.
 
     Args:
         cfg: the resolved config (logged whole as params).
         tags: extra MLflow tags (e.g. the sweep trial a retrained config came from).
+        holdout: (validation size, split seed) to train as a sweep trial does, on the 60k less
+            that hold-out, evaluating it too (`val_acc`): a confirmation run trained again.
     Returns:
         The training result and the MLflow run id (None when tracking is disabled).
     Raises:
@@ -54,11 +63,11 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
     """
     if cfg.tracking.enabled:
         check_reachable(cfg.tracking.uri)  # fail in seconds, not after training
-    tr, te = load_train_test(cfg)
+    tr, evals = load_data(cfg, holdout)
     device = resolve_device(cfg.device)
     if not cfg.tracking.enabled:
         try:
-            return Outcome(train(cfg, tr, {"test": te}, device=device), None)
+            return Outcome(train(cfg, tr, evals, device=device), None)
         except DivergedError as e:
             raise RunFailed(f"{cfg.name}: {e}; lower optimizer.lr or check the config") from None
     tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_root)
@@ -66,6 +75,7 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
         "experiment": cfg.name,
         "seed": cfg.seed,
         **provenance_tags(str(device)),
+        **({"holdout": f"{holdout[0]}:{holdout[1]}"} if holdout else {}),
         **(tags or {}),
     }
     with tracker.run(f"{cfg.name}-seed{cfg.seed}", run_tags) as run:
@@ -75,7 +85,7 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
             result = train(
                 cfg,
                 tr,
-                {"test": te},
+                evals,
                 on_epoch=lambda e, m: run.log_metrics(m, step=e),
                 device=device,
             )
@@ -86,7 +96,11 @@ def run_training(cfg: TrainConfig, tags: dict[str, Any] | None = None) -> Outcom
                 "lower optimizer.lr or check the config"
             ) from None
         run.log_metrics(
-            {"best_test_acc": result.best("test_acc"), "final_test_acc": result.final("test_acc")},
+            {
+                f"{r}_{k}_acc": getattr(result, r)(f"{k}_acc")
+                for k in evals
+                for r in ("best", "final")
+            },
             step=cfg.epochs,
         )
         run.log_figure(curves_figure(result.history, "test"), "curves.png")
@@ -102,5 +116,10 @@ def describe(outcome: Outcome) -> str:
     return (
         f"best test accuracy {outcome.best_test_acc:.2f}% (epoch {best_epoch}), final "
         f"{outcome.final_test_acc:.2f}%, best train {outcome.result.best('train_acc'):.2f}%"
+        + (
+            f"; final validation {h[-1]['val_acc']:.2f}% (best {outcome.result.best('val_acc'):.2f}%)"
+            if "val_acc" in h[-1]
+            else ""
+        )
         + (f"; MLflow run {outcome.run_id}" if outcome.run_id else "")
     )
