@@ -160,6 +160,9 @@ class Objective:
         except KeyboardInterrupt:
             self._fail(trial, "interrupted (Ctrl-C)")
             end("FAIL", reason="interrupted (Ctrl-C)", status="KILLED")
+            # the user stopped the process, not the trial: the resume runs it again (an
+            # interrupted baseline or enqueued point would otherwise be lost)
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             raise
         except optuna.exceptions.UpdateFinishedTrialError:
             # Another process failed this trial for lack of heartbeat (the machine stalled longer

@@ -44,6 +44,9 @@ def _write_experiments(tmp) -> str:
     return write_experiments(tmp, doc)
 
 
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
 def _sweep_cmd(exp_file: str) -> list[str]:
     return [sys.executable, "-m", "cli", "sweep", "--file", exp_file]
 
@@ -118,8 +121,10 @@ def test_ctrl_c_ends_the_running_trial_cleanly(swept):
     rc, out, trials = swept["interrupted"]
     assert rc == 130, out
     assert "make sweep` resumes" in out and "Traceback" not in out
-    # trial 0 ended as failed; the two enqueued trials still wait for the resumed run
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+    # trial 0 ended as failed and is queued again behind the two enqueued trials
+    states = [TrialState.FAIL, TrialState.WAITING, TrialState.WAITING, TrialState.WAITING]
+    assert [t.state for t in trials] == states
+    assert trials[3].user_attrs["retry_of"] == 0
     assert trials[0].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
     run = swept["client"].get_run(trials[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED" and run.data.tags["state"] == "FAIL"
@@ -134,8 +139,10 @@ def test_resumed_study_reaches_its_total_of_finished_trials(swept):
     assert len(finished) == N_TRIALS
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states
-    # the baseline (File3's values) was enqueued first and ran first after the interruption
-    assert study.trials[0].params == {"optimizer.lr": 0.1, "batch_size": 128, "model.dropout": 0.05}
+    # the baseline (File3's values) was enqueued first; interrupted, it ran again on resume
+    baseline = {"optimizer.lr": 0.1, "batch_size": 128, "model.dropout": 0.05}
+    assert study.trials[0].params == baseline and study.trials[0].state == TrialState.FAIL
+    assert study.trials[3].params == baseline and study.trials[3].state in FINISHED_STATES
     diverged = [t for t in study.trials if t.params.get("optimizer.lr") == 10.0]
     assert [t.state for t in diverged] == [TrialState.FAIL]
     assert "diverged" in diverged[0].user_attrs["fail_reason"]
@@ -154,7 +161,7 @@ def test_resumed_study_reaches_its_total_of_finished_trials(swept):
 def test_a_resume_continues_the_search_instead_of_replaying_it(swept):
     """Three processes sampled trials (interrupted, part way, to the end): no two sampled trials
     share their parameters (each process used to restart the seeded sampler's stream)."""
-    sampled = [t for t in swept["study"].trials if t.number >= 3 and t.params]
+    sampled = [t for t in swept["study"].trials if t.number >= 4 and t.params]  # 0-3: enqueued
     assert len(sampled) >= 3
     keys = [tuple(sorted(t.params.items())) for t in sampled]
     assert len(set(keys)) == len(keys), keys
