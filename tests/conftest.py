@@ -87,6 +87,6 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,  # a hang guard: a training sharing the 2 cores slowed a sweep 20x
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
