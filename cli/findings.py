@@ -8,24 +8,32 @@ import argparse
 import sys
 
 from cli.errors import run_reporting_errors
+from harness.errors import UserError
 from harness.urls import masked
 
 
 def _run(args: argparse.Namespace) -> None:
     from findings import tuned
     from findings.execute import run_missing
-    from findings.plan import build_plan
+    from findings.plan import build_plan, claim_names
     from findings.report import write_report
     from findings.spec import load_spec
     from findings.store import collect
     from harness.config import Experiments
 
+    only = None if args.claims is None else [c.strip() for c in args.claims.split(",")]
+    for name in only or []:
+        if name not in claim_names():
+            raise UserError(
+                f"command line: --claims {name!r} is invalid: unknown claim; "
+                f"known: {', '.join(claim_names())}"
+            )
     experiments = Experiments(args.file)
     spec, where = load_spec(experiments, args.spec)
-    plan = build_plan(spec, experiments, args.quick, args.tracking_uri, args.artifact_root)
+    plan = build_plan(spec, experiments, args.quick, args.tracking_uri, args.artifact_root, only)
     jobs = plan.unique_jobs()
     print(
-        f"findings ({'quick' if plan.quick else 'full'}) from {where}: {len(spec.claims)} claims, "
+        f"findings ({'quick' if plan.quick else 'full'}) from {where}: {len(plan.claims)} claims, "
         f"{len(jobs)} distinct runs, MLflow experiment '{plan.mlflow_experiment}' at "
         f"{masked(plan.tracking_uri)}",
         flush=True,
@@ -33,10 +41,10 @@ def _run(args: argparse.Namespace) -> None:
     if not args.report_only:
         done = run_missing(plan, log=lambda line: print(line, flush=True))
         print(f"trained {done.ran}, skipped {done.skipped} finished, {done.diverged} diverged")
-        if spec.tuned_lr is not None:
+        if plan.tuned:
             print("the lr-by-batch-size study (findings.tuned_lr):", flush=True)
             tuned.run(plan, experiments)
-    records = collect(plan)
+    records = collect(plan.tracking_uri, plan.mlflow_experiment, plan.hashes)
     print(f"wrote {write_report(plan, records, tuned.read(plan, experiments, records))}")
 
 
@@ -49,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a file with a top-level 'findings:' key (default: the experiments file's own "
         "'findings:' section, else findings/findings.yaml)",
+    )
+    p.add_argument(
+        "--claims",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="only these claims of findings/claims.py (and tuned_lr for the lr-by-batch study); "
+        "default: all, with the figures' settings",
     )
     p.add_argument("--report-only", action="store_true", help="train nothing; report what exists")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the file's)")

@@ -1,4 +1,4 @@
-"""The report's figures, drawn only from the runs read back from MLflow (PNG, headless Agg).
+"""The report's figures (`findings.claims.FIGURES`), drawn only from the runs read back from MLflow (PNG, headless Agg).
 
 `interval`: one point per seed and the mean with its 95% t-interval, per setting (e.g. batch size
 vs best test accuracy, or the train-test gap). `curves`: a per-epoch metric's mean over seeds with
@@ -6,6 +6,7 @@ its 95% band, one line per setting, like S7's test-accuracy plots.
 """
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -14,8 +15,8 @@ matplotlib.use("Agg")  # headless: figures are only ever written to files
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from findings.claims import FIGURES, Figure  # noqa: E402
 from findings.plan import Plan  # noqa: E402
-from findings.spec import Figure  # noqa: E402
 from findings.store import Records  # noqa: E402
 from findings.tuned import TunedResult  # noqa: E402
 from harness.stats import mean_interval  # noqa: E402
@@ -140,18 +141,22 @@ def tuned_figure(result: TunedResult, path: Path) -> Path:
 
 
 def draw_all(plan: Plan, records: Records, folder: Path) -> dict[str, Path]:
-    """Draw every figure of the spec into `folder` as `<name>.png`.
+    """Draw every figure of `findings.claims.FIGURES` into `folder` as `<name>.png`, each with
+    the settings the plan holds (a plan of a few claims may hold only some, or none).
 
     Args:
-        plan: the plan (figures and the seeds of each setting).
+        plan: the plan (the seeds of each setting).
         records: the runs read from MLflow.
         folder: created if missing.
     Returns:
-        `{figure name: path}`.
+        `{figure name: path}` of the figures drawn.
     """
     folder.mkdir(parents=True, exist_ok=True)
     draw = {"interval": interval_figure, "curves": mean_curves_figure}
-    return {
-        name: draw[fig.kind](plan, records, fig, folder / f"{name}.png")
-        for name, fig in plan.spec.figures.items()
-    }
+    out = {}
+    for name, fig in FIGURES.items():
+        planned = [s for s in fig.settings if plan.setting_seeds(s)]
+        if planned:
+            fig = replace(fig, settings=planned)
+            out[name] = draw[fig.kind](plan, records, fig, folder / f"{name}.png")
+    return out

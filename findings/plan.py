@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from findings.spec import Claim, FindingsSpec, setting_overrides
+from findings.claims import CLAIMS, FIGURES, SETTINGS
+from findings.spec import FindingsSpec, setting_overrides
+from findings.verdicts import ClaimFunction, Judge
 from harness.config import Experiments, TrainConfig, deep_merge
 from harness.config_hash import HASH_IGNORED, HASH_IGNORED_PREFIXES, config_hash
 
@@ -44,6 +46,8 @@ class Plan:
 
     spec: FindingsSpec
     quick: bool
+    claims: list[ClaimFunction]
+    tuned: bool  # the lr-by-batch study is part of it
     jobs: dict[tuple[str, int], Job]
     tracking_uri: str
     artifact_root: str
@@ -63,11 +67,14 @@ class Plan:
             self.tracking_uri, self.artifact_root, experiment or self.spec.mlflow_experiment
         )
 
-    def seeds(self, claim: Claim) -> list[int]:
-        """The seeds a claim is judged on: quick's in quick mode, else its own or the section's."""
-        if self.quick:
-            return list(self.spec.quick.seeds)
-        return list(claim.seeds or self.spec.seeds)
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every setting is run and judged on: quick's in quick mode."""
+        return list(self.spec.quick.seeds if self.quick else self.spec.seeds)
+
+    @property
+    def hashes(self) -> dict[tuple[str, int], str]:
+        return {key: job.config_hash for key, job in self.jobs.items()}
 
     def setting_seeds(self, setting: str) -> list[int]:
         """Every seed planned for `setting`, ascending."""
@@ -81,45 +88,48 @@ class Plan:
         return list(out.values())
 
 
+def claim_names() -> list[str]:
+    """What `--claims` can pick: every claim, and `tuned_lr` for the lr-by-batch study."""
+    return [fn.__name__ for fn in CLAIMS] + ["tuned_lr"]
+
+
 def build_plan(
     spec: FindingsSpec,
     experiments: Experiments,
     quick: bool = False,
     tracking_uri: str | None = None,
     artifact_root: str | None = None,
+    only: list[str] | None = None,
 ) -> Plan:
-    """Resolve every (setting, seed) that a claim or figure needs into a `Job`.
+    """Resolve every (setting, seed) the chosen claims need into a `Job`.
 
     Args:
         spec: the validated `findings:` section.
         experiments: the experiments file the settings name experiments of.
         quick: use the `quick:` seeds and overrides.
         tracking_uri, artifact_root: where runs are tracked; default: what the experiments file
-            resolves to for the first setting (its `defaults`, normally sqlite:///mlflow.db).
+            resolves to (its `defaults`, normally sqlite:///mlflow.db).
+        only: the claims (names from `claim_names`) to run; None: all, with every figure's
+            settings too. The caller has checked the names.
     Returns:
         The plan; every job is tracked in `spec.mlflow_experiment` on one store.
     """
-    first = next(iter(spec.settings.values())).experiment
-    base = experiments.resolve(first).tracking
+    base = experiments.resolve(SETTINGS["file1"].experiment).tracking
     uri = tracking_uri or base.uri
     root = artifact_root or base.artifact_root
-    all_seeds = list(spec.quick.seeds if quick else spec.seeds)
-    wanted: dict[str, set[int]] = {}
-    for claim in spec.claims.values():
-        seeds = spec.quick.seeds if quick else (claim.seeds or spec.seeds)
-        for s in claim.settings:
-            wanted.setdefault(s, set()).update(seeds)
-    for fig in spec.figures.values():
-        for s in fig.settings:
-            wanted.setdefault(s, set(all_seeds))
-
+    claims = [fn for fn in CLAIMS if only is None or fn.__name__ in only]
+    tuned = spec.tuned_lr is not None and (only is None or "tuned_lr" in only)
+    seeds = list(spec.quick.seeds if quick else spec.seeds)
+    wanted = {s for fn in claims for s in fn(Judge({}, seeds)).settings}  # no runs: just names
+    if only is None:
+        wanted |= {s for fig in FIGURES.values() for s in fig.settings}
     forced = _tracking(uri, root, spec.mlflow_experiment)
     jobs: dict[tuple[str, int], Job] = {}
-    for name in spec.settings:  # keeps the section's order
+    for name, setting in SETTINGS.items():  # keeps their order
         if name not in wanted:
             continue
         over = deep_merge(setting_overrides(spec, name, quick), forced)
-        for seed in sorted(wanted[name]):
-            cfg = experiments.resolve(spec.settings[name].experiment, {**over, "seed": seed})
+        for seed in seeds:
+            cfg = experiments.resolve(setting.experiment, {**over, "seed": seed})
             jobs[(name, seed)] = Job(name, seed, cfg, config_hash(cfg))
-    return Plan(spec, quick, jobs, uri, root)
+    return Plan(spec, quick, claims, tuned, jobs, uri, root)

@@ -1,7 +1,7 @@
 """`reports/findings.md`: every claim with S7's number, ours over seeds, and a verdict.
 
 All numbers about our runs are read from MLflow (through `findings.store`); S7's numbers and
-the thresholds come from the spec. Nothing numeric is typed into this module.
+the thresholds come from the claims (`findings.claims`). Nothing numeric is typed into this module.
 """
 
 import math
@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from findings.claims import FIGURES, SETTINGS
 from findings.figures import draw_all, tuned_figure
 from findings.plan import HASH_IGNORED, HASH_IGNORED_PREFIXES, Plan
-from findings.spec import METRIC_MEANING
 from findings.store import Records
-from findings.tuned import FINISHED_STATES, OPEN_STATES, Point, TunedResult
-from findings.verdicts import ClaimResult, Comparison, Part, evaluate_claims
+from findings.tuned import FINISHED_STATES, OPEN_STATES, Point, TunedResult, edge_side
+from findings.verdicts import METRIC_MEANING, ClaimResult, Comparison, Part, evaluate_claims
 from harness.stats import LEVEL, MOST_SEEDS, POWER, Interval
 from harness.urls import masked
 
@@ -167,16 +167,14 @@ def summary(results: list[ClaimResult], tuned: TunedResult | None = None) -> lis
     for r in results:
         seed = "; ".join(
             f"{s}: " + ", ".join(f"{m} {reported_num(v, m)}" for m, v in vals.items())
-            for s, vals in r.claim.reported.items()
+            for s, vals in r.reported.items()
         )
         ours = "<br>".join(
-            f"{c.description}: {interval(c.estimate, p.check.metric, p.check.kind != 'threshold')}"
+            f"{c.description}: {interval(c.estimate, p.metric, p.kind != 'threshold')}"
             for p in r.parts
             for c in p.comparisons
         )
-        out.append(
-            f"| `{r.claim_id}` {r.claim.statement} | {seed or '—'} | {ours} | **{r.verdict}** |"
-        )
+        out.append(f"| `{r.claim_id}` {r.statement} | {seed or '—'} | {ours} | **{r.verdict}** |")
     if tuned is not None:
         ours = "; ".join(
             f"{b}: lr {p.lr:g}, val {p.val_acc:.2f}" for b, p in sorted(tuned.best.items())
@@ -221,18 +219,18 @@ def resolution_line(name: str, c: Comparison) -> str:
 def _part_lines(p: Part) -> list[str]:
     lines = []
     for c in p.comparisons:
-        signed = p.check.kind != "threshold"  # paired and best compare signed differences
+        signed = p.kind != "threshold"  # paired and best compare signed differences
         lines.append(
-            f"| {p.name} | {c.description} | {interval(c.estimate, p.check.metric, signed)} "
-            f"| {seeds_text(c.per_seed, p.check.metric, signed)} | {resolves(c)} | {c.verdict} |"
+            f"| {p.name} | {c.description} | {interval(c.estimate, p.metric, signed)} "
+            f"| {seeds_text(c.per_seed, p.metric, signed)} | {resolves(c)} | {c.verdict} |"
         )
     return lines
 
 
 def claim_section(i: int, r: ClaimResult) -> list[str]:
-    out = [f"## Claim {i} `{r.claim_id}`: **{r.verdict}**", "", f"> {r.claim.statement}", ""]
-    if r.claim.note:
-        out += [r.claim.note, ""]
+    out = [f"## Claim {i} `{r.claim_id}`: **{r.verdict}**", "", f"> {r.statement}", ""]
+    if r.note:
+        out += [r.note, ""]
     out += [
         f"Seeds {r.seeds}.",
         "",
@@ -263,9 +261,7 @@ def claim_section(i: int, r: ClaimResult) -> list[str]:
         out += ["", "What these seeds cannot resolve:", "", *unresolved]
     for p in r.parts:
         if p.highest_mean is not None:
-            out.append(
-                f"\nPart `{p.name}`: the highest mean {p.check.metric} is `{p.highest_mean}`."
-            )
+            out.append(f"\nPart `{p.name}`: the highest mean {p.metric} is `{p.highest_mean}`.")
     if r.missing:
         miss = ", ".join(f"{s} seed {seed}" for s, seed in r.missing)
         out.append(f"\nMissing runs (not finished in MLflow): {miss}.")
@@ -290,9 +286,8 @@ def _edge_note(t: TunedResult) -> list[str]:
     may lie beyond, so their tuned score is a lower bound."""
     at_edge = []
     for b, p in sorted(t.best.items()):
-        tried = [q.lr for q in t.points if q.batch_size == b]
-        if len(tried) > 1 and p.lr in (min(tried), max(tried)):
-            side = "smallest" if p.lr == min(tried) else "largest"
+        side = edge_side(t.points, p)
+        if side and sum(q.batch_size == b for q in t.points) > 1:
             at_edge.append(f"batch {b} ({side}, {p.lr:g})")
     if not at_edge:
         return []
@@ -409,7 +404,7 @@ def figures_section(plan: Plan, paths: dict[str, Path], report: Path) -> list[st
     out = ["## Figures", ""]
     for name, path in paths.items():
         rel = os.path.relpath(path, report.parent)
-        out += [f"![{plan.spec.figures[name].title}]({rel})", ""]
+        out += [f"![{FIGURES[name].title}]({rel})", ""]
     return out
 
 
@@ -422,7 +417,7 @@ def settings_section(plan: Plan, records: Records) -> list[str]:
         + " | config hash | seeds run |",
         "|---" * (len(SETTING_KEYS) + 4) + "|",
     ]
-    for name, setting in plan.spec.settings.items():
+    for name, setting in SETTINGS.items():
         seeds = plan.setting_seeds(name)
         if not seeds:
             continue
@@ -516,7 +511,7 @@ def render(
         "",
         f"Written by `python -m cli.findings{' --quick' if plan.quick else ''}` from {runs} finished "
         f"MLflow runs. Every number about our runs is read from MLflow; S7's numbers and "
-        "the thresholds come from the `findings:` spec.",
+        "the thresholds come from `findings/claims.py`.",
         "",
     ]
     lines += summary(results, tuned)
@@ -548,6 +543,6 @@ def write_report(plan: Plan, records: Records, tuned: TunedResult | None = None)
     tuned_png = None
     if tuned is not None:
         tuned_png = tuned_figure(tuned, path.with_suffix("") / f"{TUNED_FIGURE}.png")
-    results = evaluate_claims(plan, records)
+    results = evaluate_claims(plan.claims, records, plan.seeds)
     path.write_text(render(plan, records, results, figures, tuned, tuned_png))
     return path

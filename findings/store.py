@@ -7,11 +7,10 @@ status FINISHED only, so a failed or interrupted run never counts.
 
 from dataclasses import dataclass
 
-from mlflow.entities import Run  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
 
-from findings.plan import Plan  # noqa: E402
-from harness.urls import with_driver  # noqa: E402
+from harness.urls import with_driver
 
 HASH_TAG = "config_hash"
 SETTING_TAG = "finding_setting"
@@ -103,23 +102,26 @@ def read_record(client: MlflowClient, run: Run) -> RunRecord:
     )
 
 
-def collect(plan: Plan) -> dict[tuple[str, int], RunRecord]:
+def collect(
+    tracking_uri: str, experiment: str, hashes: dict[tuple[str, int], str]
+) -> dict[tuple[str, int], RunRecord]:
     """Every planned (setting, seed) that has a finished run, read from MLflow.
 
     Args:
-        plan: the plan whose config hashes are looked up.
+        tracking_uri, experiment: the store and MLflow experiment of the findings runs.
+        hashes: `{(setting, seed): config hash}`, the plan's (`Plan.hashes`).
     Returns:
         `{(setting, seed): RunRecord}`; missing pairs are simply absent. Settings that resolve to
         the same config share one record.
     """
-    client = MlflowClient(tracking_uri=with_driver(plan.tracking_uri))
-    exp_id = experiment_id(client, plan.mlflow_experiment)
+    client = MlflowClient(tracking_uri=with_driver(tracking_uri))
+    exp_id = experiment_id(client, experiment)
     by_hash: dict[str, RunRecord | None] = {}
     out: dict[tuple[str, int], RunRecord] = {}
-    for key, job in plan.jobs.items():
-        if job.config_hash not in by_hash:
-            run = finished_run(client, exp_id, job.config_hash)
-            by_hash[job.config_hash] = read_record(client, run) if run else None
-        if (record := by_hash[job.config_hash]) is not None:
+    for key, h in hashes.items():
+        if h not in by_hash:
+            run = finished_run(client, exp_id, h)
+            by_hash[h] = read_record(client, run) if run else None
+        if (record := by_hash[h]) is not None:
             out[key] = record
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 
+from findings.claims import SETTINGS
 from findings.plan import Plan
 from findings.spec import TunedLr, setting_overrides
 from findings.store import Records
@@ -82,10 +83,11 @@ class TunedResult:
         return next((p for p in self.points if (p.batch_size, p.lr) == (batch_size, lr)), None)
 
 
-def grid(spec: TunedLr, quick: bool) -> tuple[list[int], list[float]]:
-    """The batch sizes and learning rates of the study in this mode."""
-    q = spec.quick
-    return (list(q.batch_sizes), list(q.lrs)) if quick else (list(spec.batch_sizes), list(spec.lrs))
+def grid(spec: TunedLr, quick: bool) -> tuple[list[int], list[float], int]:
+    """The batch sizes and learning rates of the study in this mode, and how many steps past
+    the grid's lrs an extension may go."""
+    q = spec.quick if quick else spec
+    return list(q.batch_sizes), list(q.lrs), q.extend
 
 
 def study_spec(
@@ -95,7 +97,7 @@ def study_spec(
     or, with `edge` (an lr and the batch sizes to try it at), into that extension's study."""
     t = plan.spec.tuned_lr
     assert t is not None
-    sizes, lrs = grid(t, plan.quick)
+    sizes, lrs, _ = grid(t, plan.quick)
     grid_name = name = t.study_name + ("-quick" if plan.quick else "")
     if edge is not None:
         name, lrs, sizes = f"{name}-lr{edge[0]:g}", [edge[0]], edge[1]
@@ -103,7 +105,7 @@ def study_spec(
     data |= {
         "study_name": name,
         "workers": 1,
-        "base_experiment": plan.spec.settings[t.setting].experiment,
+        "base_experiment": SETTINGS[t.setting].experiment,
         "n_trials": len(sizes) * len(lrs),
         "sampler": {"name": "grid", "seed": 0, "args": {}},
         "pruners": [p.model_dump() for p in t.pruners],
@@ -134,24 +136,32 @@ def fixed_overrides(plan: Plan, spec: SweepSpec) -> dict[str, Any]:
     return deep_merge(setting_overrides(plan.spec, t.setting, plan.quick), where)
 
 
+def edge_side(points: list[Point], best: Point) -> str | None:
+    """Where `best` sits among the lrs its batch size has tried: `smallest` or `largest` (its
+    optimum may lie beyond), or None where it is interior."""
+    tried = [q.lr for q in points if q.batch_size == best.batch_size]
+    return "smallest" if best.lr == min(tried) else "largest" if best.lr == max(tried) else None
+
+
 def next_edges(points: list[Point], limits: tuple[float, float]) -> dict[float, list[int]]:
     """The next extension step: `{lr: [batch sizes]}` for each batch size whose best completed
     lr is the smallest (largest) it has tried, at half (twice) that lr, within `limits`.
     A batch size with a point still to run waits for it."""
     step: dict[float, list[int]] = {}
     for b, p in sorted(best_by_validation(points).items()):
-        mine = [q for q in points if q.batch_size == b]
-        if any(q.state in OPEN_STATES for q in mine):
+        if any(q.state in OPEN_STATES for q in points if q.batch_size == b):
             continue
-        tried = [q.lr for q in mine]
-        if p.lr == min(tried) and p.lr / 2 >= limits[0] * (1 - 1e-9):
+        side = edge_side(points, p)
+        if side == "smallest" and p.lr / 2 >= limits[0] * (1 - 1e-9):
             step.setdefault(p.lr / 2, []).append(b)
-        elif p.lr == max(tried) and p.lr * 2 <= limits[1] * (1 + 1e-9):
+        elif side == "largest" and p.lr * 2 <= limits[1] * (1 + 1e-9):
             step.setdefault(p.lr * 2, []).append(b)
     return step
 
 
-def studies(plan: Plan, experiments: Experiments, train: bool) -> tuple[list[str], list[Point]]:
+def studies(
+    plan: Plan, experiments: Experiments, train: bool
+) -> tuple[list[SweepSpec], list[Point]]:
     """The grid study and its extensions, in order, with every point they hold.
 
     An extension tries a batch size whose best lr sits on the edge of what it has tried at half
@@ -160,26 +170,25 @@ def studies(plan: Plan, experiments: Experiments, train: bool) -> tuple[list[str
     With `train`, each study is run (or resumed) until its points have ended before the next
     step is decided; without, reading stops at the first step with a point still to run.
     Returns:
-        (the study names, every point).
+        (the studies, the grid's first, every point).
     """
     t = plan.spec.tuned_lr
     assert t is not None
-    _, lrs = grid(t, plan.quick)
-    steps = t.quick.extend if plan.quick else t.extend
+    _, lrs, steps = grid(t, plan.quick)
     limits = (min(lrs) / 2**steps, max(lrs) * 2**steps)
-    names, points, edge = [], [], None
+    specs, points, edge = [], [], None
     while True:
         spec = study_spec(plan, experiments, edge)
         if train:
             run_sweep(experiments, spec, fixed_overrides(plan, spec))
         new = read_points(spec)
-        names.append(spec.study_name)
+        specs.append(spec)
         points += new
         if any(p.state in OPEN_STATES for p in new):
-            return names, points
+            return specs, points
         edges = next_edges(points, limits)
         if not edges:
-            return names, points
+            return specs, points
         edge = min(edges.items())  # one lr at a time, the lowest first
 
 
@@ -289,10 +298,10 @@ def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult 
         records: the claims' runs, for the noise estimate (`noise_setting`'s seeds).
     """
     t = plan.spec.tuned_lr
-    if t is None:
+    if t is None or not plan.tuned:
         return None
-    spec = study_spec(plan, experiments)
-    names, points = studies(plan, experiments, train=False)
+    specs, points = studies(plan, experiments, train=False)
+    spec, (_, grid_lrs, extend) = specs[0], grid(t, plan.quick)
     best = best_by_validation(points)
     noise = mean_interval(
         [
@@ -306,9 +315,9 @@ def read(plan: Plan, experiments: Experiments, records: Records) -> TunedResult 
     return TunedResult(
         spec=t,
         study_name=spec.study_name,
-        extensions=names[1:],
-        extend=t.quick.extend if plan.quick else t.extend,
-        grid_lrs=[float(lr) for lr in grid(t, plan.quick)[1]],
+        extensions=[s.study_name for s in specs[1:]],
+        extend=extend,
+        grid_lrs=[float(lr) for lr in grid_lrs],
         storage=masked(storage_url(spec)),
         objective=f"{spec.objective.reduce} {spec.objective.metric}",
         val_size=spec.val_size,

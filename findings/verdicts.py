@@ -13,12 +13,20 @@ the observed difference would need (`harness.stats`).
 """
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from findings.plan import Plan
-from findings.spec import Check, Claim
 from findings.store import Records
 from harness.stats import Interval, detectable_difference, mean_interval, seeds_needed
+
+# Per-run numbers a claim can be about; all but n_params are accuracies in percent.
+METRIC_MEANING = {
+    "best_test_acc": "best test accuracy over the epochs (%)",
+    "final_test_acc": "test accuracy after the last epoch (%)",
+    "best_train_acc": "best running train accuracy over the epochs (%, train mode, as S7)",
+    "gap": "best train accuracy minus best test accuracy (percentage points)",
+    "n_params": "trainable parameters of the network",
+}
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,11 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Part:
-    """One entry of a claim's `decide`: one comparison, or one per other setting for `best`."""
+    """One named part of a claim: one comparison, or one per other setting for `best`."""
 
     name: str
-    check: Check
+    kind: str  # threshold, paired (one setting against another) or best (against each of several)
+    metric: str
     comparisons: list[Comparison]
     verdict: str
     highest_mean: str | None = None  # for `best`: the setting with the highest mean
@@ -75,7 +84,10 @@ class ClaimResult:
     """A claim's rows, parts and verdict, and the (setting, seed) runs it lacked."""
 
     claim_id: str
-    claim: Claim
+    statement: str
+    note: str
+    reported: dict[str, dict[str, float]]  # S7's own numbers, per setting
+    settings: list[str]
     seeds: list[int]
     rows: list[Row]
     parts: list[Part]
@@ -111,9 +123,11 @@ def per_seed(records: Records, setting: str, seeds: list[int], metric: str) -> d
     return {s: records[(setting, s)].values[metric] for s in seeds if (setting, s) in records}
 
 
-def reported_value(claim: Claim, setting: str, metric: str) -> float | None:
+def reported_value(
+    reported: dict[str, dict[str, float]], setting: str, metric: str
+) -> float | None:
     """S7's number; its gap is derived from its best train and best test when not given."""
-    given = claim.reported.get(setting, {})
+    given = reported.get(setting, {})
     if metric in given:
         return given[metric]
     if metric == "gap" and {"best_train_acc", "best_test_acc"} <= set(given):
@@ -121,70 +135,91 @@ def reported_value(claim: Claim, setting: str, metric: str) -> float | None:
     return None
 
 
-def _paired(records: Records, seeds: list[int], metric: str, a: str, b: str, op: str) -> Comparison:
-    va, vb = per_seed(records, a, seeds, metric), per_seed(records, b, seeds, metric)
-    diffs = {s: va[s] - vb[s] for s in seeds if s in va and s in vb}
-    est = mean_interval(list(diffs.values()))
-    return Comparison(
-        f"{metric}({a}) - {metric}({b}) {op} 0", diffs, est, op, 0.0, verdict(est, op, 0.0)
-    )
+@dataclass(frozen=True)
+class Judge:
+    """The finished runs at a claim's seeds, and the comparisons a claim is decided by."""
 
+    records: Records
+    seeds: list[int]
 
-def decide_part(check: Check, name: str, records: Records, seeds: list[int]) -> Part:
-    """Decide one `decide` entry of a claim on `seeds`."""
-    if check.kind == "threshold":
-        vals = per_seed(records, check.setting, seeds, check.metric)
+    def values(self, setting: str, metric: str) -> dict[int, float]:
+        return per_seed(self.records, setting, self.seeds, metric)
+
+    def threshold(self, metric: str, setting: str, op: str, value: float) -> Part:
+        """The mean of `metric` on `setting` `op` `value`."""
+        vals = self.values(setting, metric)
         est = mean_interval(list(vals.values()))
         c = Comparison(
-            f"mean {check.metric}({check.setting}) {check.op} {check.value:g}",
+            f"mean {metric}({setting}) {op} {value:g}",
             vals,
             est,
-            check.op,
-            check.value,
-            verdict(est, check.op, check.value),
+            op,
+            value,
+            verdict(est, op, value),
         )
-        return Part(name, check, [c], c.verdict)
-    if check.kind == "paired":
-        c = _paired(records, seeds, check.metric, check.setting, check.other, check.op)
-        return Part(name, check, [c], c.verdict)
-    comps = [_paired(records, seeds, check.metric, check.setting, o, ">") for o in check.over]
-    means = {
-        s: mean_interval(list(per_seed(records, s, seeds, check.metric).values())).mean
-        for s in [check.setting, *check.over]
-    }
-    known = {s: m for s, m in means.items() if not math.isnan(m)}
-    top = max(known, key=known.get) if known else None
-    return Part(name, check, comps, combine([c.verdict for c in comps]), top)
+        return Part("", "threshold", metric, [c], c.verdict)
 
+    def _paired(self, metric: str, a: str, b: str, op: str) -> Comparison:
+        va, vb = self.values(a, metric), self.values(b, metric)
+        diffs = {s: va[s] - vb[s] for s in self.seeds if s in va and s in vb}
+        est = mean_interval(list(diffs.values()))
+        return Comparison(
+            f"{metric}({a}) - {metric}({b}) {op} 0", diffs, est, op, 0.0, verdict(est, op, 0.0)
+        )
 
-def evaluate_claims(plan: Plan, records: Records) -> list[ClaimResult]:
-    """Judge every claim of the plan's spec on the records read from MLflow.
+    def paired(self, metric: str, setting: str, other: str, op: str) -> Part:
+        """`metric(setting) - metric(other)` `op` 0, the differences taken seed by seed."""
+        c = self._paired(metric, setting, other, op)
+        return Part("", "paired", metric, [c], c.verdict)
 
-    Args:
-        plan: the plan (its spec, and the seeds each claim is judged on).
-        records: `{(setting, seed): RunRecord}` from `findings.store.collect`.
-    Returns:
-        One `ClaimResult` per claim, in the spec's order.
-    """
-    out = []
-    for cid, claim in plan.spec.claims.items():
-        seeds = plan.seeds(claim)
+    def best(self, metric: str, setting: str, over: list[str]) -> Part:
+        """`setting` has the highest `metric`: its paired difference to each of `over` > 0."""
+        comps = [self._paired(metric, setting, o, ">") for o in over]
+        means = {
+            s: mean_interval(list(self.values(s, metric).values())).mean for s in [setting, *over]
+        }
+        known = {s: m for s, m in means.items() if not math.isnan(m)}
+        top = max(known, key=known.get) if known else None
+        return Part("", "best", metric, comps, combine([c.verdict for c in comps]), top)
+
+    def claim(
+        self,
+        statement: str,
+        settings: list[str],
+        metrics: list[str],
+        parts: dict[str, Part],
+        reported: dict[str, dict[str, float]] | None = None,
+        note: str = "",
+    ) -> ClaimResult:
+        """A claim's result: a row per setting and metric, its named parts and its verdict."""
+        reported = reported or {}
         rows = [
             Row(
                 s,
                 m,
-                vals := per_seed(records, s, seeds, m),
-                mean_interval(list(vals.values())),
-                reported_value(claim, s, m),
+                v := self.values(s, m),
+                mean_interval(list(v.values())),
+                reported_value(reported, s, m),
             )
-            for s in claim.settings
-            for m in claim.metrics
+            for s in settings
+            for m in metrics
         ]
-        parts = [decide_part(t, name, records, seeds) for name, t in claim.decide.items()]
-        missing = [(s, seed) for s in claim.settings for seed in seeds if (s, seed) not in records]
-        out.append(
-            ClaimResult(
-                cid, claim, seeds, rows, parts, combine([p.verdict for p in parts]), missing
-            )
+        named = [replace(p, name=name) for name, p in parts.items()]
+        missing = [
+            (s, seed) for s in settings for seed in self.seeds if (s, seed) not in self.records
+        ]
+        verdict_ = combine([p.verdict for p in named])
+        return ClaimResult(
+            "", statement, note, reported, settings, self.seeds, rows, named, verdict_, missing
         )
-    return out
+
+
+ClaimFunction = Callable[[Judge], ClaimResult]
+
+
+def evaluate_claims(
+    claims: list[ClaimFunction], records: Records, seeds: list[int]
+) -> list[ClaimResult]:
+    """Judge every claim on the records read from MLflow, at `seeds`; the id is the function's name."""
+    judge = Judge(records, seeds)
+    return [replace(fn(judge), claim_id=fn.__name__) for fn in claims]

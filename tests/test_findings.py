@@ -1,8 +1,9 @@
-"""`python -m cli.findings`: the quick path end to end on a reduced spec, in a real temporary MLflow store.
+"""`python -m cli.findings`: the quick path end to end on two of the claims, in a real temporary MLflow store.
 
-Three settings x two seeds x one epoch on 500 + 500 real MNIST images: the runs land in MLflow
-tagged by config hash, a re-run trains nothing, a lost run is trained again, and the report has a
-verdict per claim, the quick banner on top, the figures, and exactly the numbers MLflow holds.
+Their three settings x two seeds x one epoch on 500 + 500 real MNIST images: the runs land in
+MLflow tagged by config hash, a re-run trains nothing, a lost run is trained again, and the report
+has a verdict per claim, the quick banner on top, the figures, and exactly the numbers MLflow
+holds. The comparisons a claim is decided by are checked on hand-made runs.
 """
 
 import os
@@ -15,10 +16,12 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
 from cli.findings import main
+from findings.claims import BATCH_SIZES
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
+from findings.store import RunRecord
 from findings.tuned import Point, best_by_validation, judge_batch_sizes, next_edges, study_spec
-from findings.verdicts import verdict
+from findings.verdicts import Judge, verdict
 from harness.config import parse_overrides
 from harness.stats import detectable_difference, mean_interval, seeds_needed
 from tests.conftest import DATA_ROOT, REPO
@@ -33,32 +36,6 @@ findings:
     seeds: [1, 2]
     overrides: [epochs=1, data.train_subset=500, data.test_subset=500]
     report: reports/findings_quick.md
-  settings:
-    file1: {{experiment: s7_file1}}
-    file3: {{experiment: s7_file3}}
-    file3_no_aug: {{experiment: s7_file3, overrides: [augment.enabled=false]}}
-  claims:
-    file1_overfits:
-      statement: "File1's setup overfits."
-      reported: {{file1: {{best_train_acc: 99.59, best_test_acc: 99.27}}}}
-      settings: [file1]
-      metrics: [best_train_acc, best_test_acc, gap]
-      decide:
-        train_above_test: {{kind: threshold, metric: gap, setting: file1, op: ">", value: 0}}
-    augmentation_helps:
-      statement: "Augmentation improves test accuracy."
-      settings: [file3, file3_no_aug, file1]
-      metrics: [best_test_acc, final_test_acc, n_params]
-      decide:
-        aug_beats_no_aug:
-          {{kind: paired, metric: best_test_acc, setting: file3, other: file3_no_aug, op: ">"}}
-        file3_best: {{kind: best, metric: best_test_acc, setting: file3, over: [file1, file3_no_aug]}}
-        small: {{kind: threshold, metric: n_params, setting: file3, op: "<=", value: 8000}}
-  figures:
-    batch_size:
-      {{kind: interval, title: batch, metric: best_test_acc, settings: [file1, file3], x: batch_size}}
-    test_curves: {{kind: curves, title: curves, metric: test_acc, settings: [file1, file3]}}
-    gap: {{kind: interval, title: gap, metric: gap, settings: [file1, file3, file3_no_aug]}}
   tuned_lr:
     question: "Is batch 64 the best with the lr tuned per batch size?"
     setting: file3
@@ -70,10 +47,12 @@ findings:
 TUNED_STUDY = "findings-lr-by-batch-quick"
 CLAIMS = ("file1_overfits", "augmentation_helps")
 FIGURES = ("batch_size", "test_curves", "gap")
+ONLY = [*CLAIMS, "tuned_lr"]
 
 
 def _findings(tmp, *args: str) -> subprocess.CompletedProcess:
-    """`python -m cli.findings --quick` on the reduced spec, tracked in `tmp`, run from `tmp`."""
+    """`python -m cli.findings --quick` on two claims and the lr grid of SPEC, tracked in
+    `tmp`, run from `tmp`."""
     return subprocess.run(
         [
             sys.executable,
@@ -84,6 +63,8 @@ def _findings(tmp, *args: str) -> subprocess.CompletedProcess:
             str(REPO / "experiments.yaml"),
             "--spec",
             str(tmp / "spec.yaml"),
+            "--claims",
+            ",".join(ONLY),
             "--tracking-uri",
             f"sqlite:///{tmp}/mlflow.db",
             "--artifact-root",
@@ -110,7 +91,7 @@ def _runs(tmp) -> list:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """The reduced spec run once in quick mode: (folder, first run's process, its runs)."""
+    """Two claims and the lr grid run once in quick mode: (folder, first run's process, its runs)."""
     tmp = tmp_path_factory.mktemp("findings")
     (tmp / "spec.yaml").write_text(SPEC)
     first = _findings(tmp)
@@ -351,7 +332,7 @@ def test_a_best_lr_on_the_edge_of_what_was_tried_is_tried_beyond_it():
 def test_quick_and_full_runs_never_share_a_config_hash(experiments, tmp_path):
     (tmp_path / "spec.yaml").write_text(SPEC)
     spec, _ = load_spec(experiments, tmp_path / "spec.yaml")
-    full, quick = (build_plan(spec, experiments, q) for q in (False, True))
+    full, quick = (build_plan(spec, experiments, q, only=ONLY) for q in (False, True))
     full_hashes = {j.config_hash for j in full.jobs.values()}
     assert len(full_hashes) == 9 and len(quick.jobs) == 6
     assert full_hashes.isdisjoint(j.config_hash for j in quick.jobs.values())
@@ -376,25 +357,54 @@ def test_the_interval_rule():
     assert verdict(mean_interval([8000.0, 8000.0]), "<=", 8000.0) == "reproduced"
 
 
+def _record(seed: int, **values: float) -> RunRecord:
+    return RunRecord(f"run{seed}", "h", seed, values, {}, {}, {}, 0, 0)
+
+
+def test_a_claim_is_decided_by_its_comparisons_seed_by_seed():
+    """Hand-made runs: 128 beats 64 at every seed but not 32 at seed 3; 128 has 8,000 params."""
+    acc = {
+        "file3": [99.4, 99.5, 99.3],
+        "file3_bs64": [99.3, 99.4, 99.2],
+        "file3_bs32": [99.3, 99.4, 99.4],
+    }
+    records = {
+        (s, seed): _record(seed, best_test_acc=v, n_params=8000.0)
+        for s, vals in acc.items()
+        for seed, v in zip((1, 2, 3), vals, strict=True)
+    }
+    j = Judge(records, [1, 2, 3, 4])  # seed 4 was never run
+    small = j.threshold("n_params", "file3", "<=", 8000)
+    assert small.verdict == "reproduced" and small.comparisons[0].estimate.n == 3
+    beats_64 = j.paired("best_test_acc", "file3", "file3_bs64", ">")
+    assert beats_64.comparisons[0].per_seed == pytest.approx({1: 0.1, 2: 0.1, 3: 0.1})
+    assert beats_64.verdict == "reproduced"  # (almost) the same difference at every seed
+    best = j.best("best_test_acc", "file3", ["file3_bs64", "file3_bs32"])
+    assert [c.verdict for c in best.comparisons] == ["reproduced", "inconclusive"]
+    assert best.verdict == "inconclusive" and best.highest_mean == "file3"
+    r = j.claim("128 wins.", ["file3", "file3_bs32"], ["best_test_acc"], {"b": best, "s": small})
+    assert r.verdict == "inconclusive" and [p.name for p in r.parts] == ["b", "s"]
+    assert r.missing == [("file3", 4), ("file3_bs32", 4)]
+    assert r.rows[0].estimate.mean == pytest.approx(99.4)
+
+
 BAD_SPECS = [
     (
-        ("      metrix: [gap]\n", "      metrics: [best_train_acc, best_test_acc, gap]\n"),
-        "unknown key 'findings.claims.file1_overfits.metrix'; "
-        "did you mean 'findings.claims.file1_overfits.metrics'?",
+        ("  seedz: [1, 2, 3]\n", "  seeds: [1, 2, 3]\n"),
+        "unknown key 'findings.seedz'; did you mean 'findings.seeds'?",
     ),
     (
-        ("settings: [file3, file3_no_ag, file1]", "settings: [file3, file3_no_aug, file1]"),
-        "key 'findings.claims.augmentation_helps.settings' = 'file3_no_ag' is invalid: unknown "
-        "setting; did you mean 'file3_no_aug'?",
+        ("setting: file3x", "setting: file3"),
+        "key 'findings.tuned_lr.setting' = 'file3x' is invalid: unknown setting; "
+        "did you mean 'file3'?",
     ),
     (
-        ("[augment.enabld=false]", "[augment.enabled=false]"),
-        "(overrides of setting 'findings.settings.file3_no_aug'): unknown key 'augment.enabld'; "
-        "did you mean 'augment.enabled'?",
+        ("[progres=false,", "[progress=false,"),
+        "(overrides of setting 'file1'): unknown key 'progres'; did you mean 'progress'?",
     ),
     (
-        ('op: "=>", value: 0', 'op: ">", value: 0'),
-        "key 'findings.claims.file1_overfits.decide.train_above_test.op' = '=>' is invalid",
+        ("    refrence: 64\n", "    reference: 64\n"),
+        "unknown key 'findings.tuned_lr.refrence'; did you mean 'findings.tuned_lr.reference'?",
     ),
 ]
 
@@ -412,15 +422,20 @@ def test_a_bad_spec_is_one_line_and_exit_2(edit, message, tmp_path, capsys):
     assert not (tmp_path / "mlflow.db").exists()  # nothing ran
 
 
+def test_an_unknown_claim_is_one_line_and_exit_2(tmp_path, capsys):
+    argv = ["--claims", "file1_overfits,tuned_lrr", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: command line: --claims 'tuned_lrr' is invalid: unknown claim")
+    assert "tuned_lr" in err and len(err.splitlines()) == 1 and not (tmp_path / "m.db").exists()
+
+
 def test_the_shipped_spec_loads_and_plans_every_claim(experiments):
     spec, _ = load_spec(experiments)
-    assert len(spec.claims) == 6
     plan = build_plan(spec, experiments)
+    assert len(plan.claims) == 6 and plan.tuned
     assert len(plan.unique_jobs()) == 9 * 5  # file3 doubles as batch 128
-    batches = {
-        plan.jobs[(s, 1)].cfg.batch_size for s in spec.claims["batch_128_sweet_spot"].settings
-    }
-    assert batches == {32, 64, 128, 256, 512}
+    assert {plan.jobs[(s, 1)].cfg.batch_size for s in BATCH_SIZES} == {32, 64, 128, 256, 512}
     grid = study_spec(plan, experiments)  # item 3: chosen on the sweep's validation hold-out
     assert grid.n_trials == 25 and grid.sampler.name == "grid" and not grid.enqueue_baseline
     assert grid.objective.metric == "val_acc" and grid.val_size == 10000
