@@ -194,6 +194,12 @@ class TrainConfig(Section):
         passwords masked as in `public`."""
         return flatten(self.public())
 
+    def updated(self, overrides: dict[str, Any], where: str = "override") -> "TrainConfig":
+        """This config with nested `overrides` applied, validated again: e.g. a trial's values
+        on its study's resolved base config (nothing is read from the file or environment)."""
+        check_keys(overrides, TrainConfig, where)
+        return validate_train_config(deep_merge(self.model_dump(), overrides), lambda _: where)
+
 
 class ExperimentsFile(Section):
     """The top level of experiments.yaml."""

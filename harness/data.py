@@ -196,6 +196,18 @@ def train_val_split(split: Split, val_size: int, seed: int = 0) -> tuple[Split, 
     return Split(split.x[tr], split.y[tr]), Split(split.x[val], split.y[val])
 
 
+def load_splits(
+    root: Path | str, holdout: tuple[int, int] | None = None
+) -> tuple[Split, Split | None, Split]:
+    """The 60k training images (less the validation hold-out `holdout` = (size, split seed),
+    when given), that hold-out (else None) and the 10k test images: how a sweep trial, a
+    confirmation run and `make train --val-size` all split them."""
+    train, val = load_split(root, train=True), None
+    if holdout is not None:
+        train, val = train_val_split(train, *holdout)
+    return train, val, load_split(root, train=False)
+
+
 def copy_raw(src_root: Path | str, dst_root: Path | str) -> None:
     """Copy the IDX files between roots (tests use it to build corrupt copies)."""
     dst = raw_dir(dst_root)

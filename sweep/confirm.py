@@ -80,10 +80,10 @@ def candidates(
     """
     base = experiments.resolve(spec.base_experiment, fixed)
     base_params = baseline_params(spec.space, base)
-    base_hash = config_hash(trial_config(experiments, spec, fixed, base_params))
+    base_hash = config_hash(trial_config(base, spec, base_params))
     out: dict[str, Candidate] = {}  # by config hash: two trials with the same values train once
     for t in top_trials(study, spec.confirm.k):
-        cfg = trial_config(experiments, spec, fixed, t.params)
+        cfg = trial_config(base, spec, t.params)
         h = config_hash(cfg)
         if h not in out:
             label = "baseline" if h == base_hash else f"trial-{t.number}"
@@ -91,7 +91,7 @@ def candidates(
     if base_hash not in out:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         trial = next((t.number for t in done if t.params == base_params), None)
-        cfg = trial_config(experiments, spec, fixed, base_params)
+        cfg = trial_config(base, spec, base_params)
         out[base_hash] = Candidate("baseline", trial, base_params, cfg, True)
     return list(out.values())
 

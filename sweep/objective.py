@@ -15,7 +15,7 @@ import optuna
 import torch
 
 from harness.config import Experiments, TrainConfig, deep_merge, unflatten
-from harness.data import Split, load_split, subset, train_val_split
+from harness.data import Split, load_splits, subset
 from harness.trainer import DivergedError, TrainResult, evaluate, train
 from harness.urls import scrub_text
 from model_zoo import create_model, summarize
@@ -40,19 +40,14 @@ class SweepData:
 
 def load_data(cfg: TrainConfig, spec: SweepSpec, device) -> SweepData:
     """Fixed hold-out of the 60k training images for validation; the test set only for reports."""
-    tr, val = train_val_split(load_split(cfg.data.root, train=True), spec.val_size, spec.split_seed)
-    te = load_split(cfg.data.root, train=False)
+    tr, val, te = load_splits(cfg.data.root, (spec.val_size, spec.split_seed))
     return SweepData(tr.to(device), val.to(device), te.to(device))
 
 
-def trial_config(
-    experiments: Experiments, spec: SweepSpec, fixed: dict[str, Any], params: dict[str, Any]
-) -> TrainConfig:
-    """The training config of searched values `params`: the base experiment, the fixed
-    overrides, then `params` (dotted keys)."""
-    over = deep_merge(fixed, unflatten(params))
-    over = deep_merge(over, {"progress": spec.show_epochs})
-    return experiments.resolve(spec.base_experiment, over)
+def trial_config(base: TrainConfig, spec: SweepSpec, params: dict[str, Any]) -> TrainConfig:
+    """The training config of searched values `params` (dotted keys): the study's resolved base
+    config (its experiment and fixed overrides) with `params` applied."""
+    return base.updated(deep_merge(unflatten(params), {"progress": spec.show_epochs}))
 
 
 def objective_value(history: list[dict[str, float]], spec: SweepSpec) -> float:
@@ -121,13 +116,13 @@ class Objective:
         tracker: Tracker,
         parent: RunHandle,
     ):
-        self.spec, self.experiments, self.fixed = spec, experiments, fixed
+        self.spec, self.base = spec, experiments.resolve(spec.base_experiment, fixed)
         self.data, self.device, self.tracker, self.parent = data, device, tracker, parent
         self.metric = spec.objective.metric
         self.lost: int | None = None  # a trial another process declared dead while it ran here
 
     def config(self, params: dict[str, Any]) -> TrainConfig:
-        return trial_config(self.experiments, self.spec, self.fixed, params)
+        return trial_config(self.base, self.spec, params)
 
     def __call__(self, trial: optuna.Trial) -> float:
         # First, so that a dead worker's trial can be told apart from a live one (sweep.recovery).

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from cli.main import main
-from harness.config import Experiments, parse_overrides, split_key
+from harness.config import Experiments, deep_merge, parse_overrides, split_key
+from harness.config_hash import config_hash
 from harness.errors import UserError
 from sweep.spec import resolve_sweep
 from tests.conftest import REPO, run_cli
@@ -27,6 +28,23 @@ def test_the_seed_trials_resolve_to_settings_md(experiments):
     assert (f3.scheduler.step_size, f3.scheduler.gamma) == (8, 0.1)
     assert (f3.augment.degrees, f3.augment.translate, f3.augment.scale) == (20.0, 0.1, (0.9, 1.1))
     assert experiments.resolve(None).name == "s7_file3"
+
+
+def test_a_trials_values_on_the_resolved_base_give_what_resolving_them_gives(experiments):
+    """A sweep trial's config is its study's base config with the trial's values applied (no
+    second read of the file or the environment); it is the config, and the config hash, that
+    resolving the experiment with those values as overrides gives."""
+    fixed = {"device": "cpu", "data": {"train_subset": 5000}}
+    values = {"model": {"dropout": 0.12}, "batch_size": 64, "optimizer": {"lr": 0.03}}
+    values |= {"scheduler": {"step_size": 6, "gamma": 0.2}, "augment": {"enabled": False}}
+    base = experiments.resolve("s7_file3", fixed)
+    direct = experiments.resolve("s7_file3", deep_merge(fixed, values))
+    assert base.updated(values) == direct
+    assert config_hash(base.updated(values)) == config_hash(direct)
+    with pytest.raises(UserError, match="batch_size.*greater than or equal to 1"):
+        base.updated({"batch_size": 0})
+    with pytest.raises(UserError, match="did you mean 'batch_size'"):
+        base.updated({"batch_sise": 64})
 
 
 def test_dotted_overrides_reach_nested_keys(experiments):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import TrainConfig
-from harness.data import Split, load_split, subset, train_val_split
+from harness.data import Split, load_splits, subset
 from harness.device import resolve_device
 from harness.errors import RunFailed
 from harness.trainer import DivergedError, TrainResult, train
@@ -33,11 +33,9 @@ def load_data(cfg: TrainConfig, holdout: tuple[int, int] | None = None) -> tuple
     """The training images and the evaluation sets: all 60k and the 10k test images (or the
     configured subsets); with `holdout` (size, split seed), the 60k less the sweep's validation
     hold-out, which is evaluated too, exactly as a sweep trial or confirmation run splits them."""
-    tr = load_split(cfg.data.root, train=True)
-    evals = {}
-    if holdout is not None:
-        tr, evals["val"] = train_val_split(tr, *holdout)
-    evals["test"] = subset(load_split(cfg.data.root, train=False), cfg.data.test_subset)
+    tr, val, te = load_splits(cfg.data.root, holdout)
+    evals = {} if val is None else {"val": val}
+    evals["test"] = subset(te, cfg.data.test_subset)
     return subset(tr, cfg.data.train_subset), evals
 
 
