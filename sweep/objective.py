@@ -20,8 +20,7 @@ from harness.trainer import DivergedError, TrainResult, evaluate, train
 from harness.urls import scrub_text
 from model_zoo import create_model, summarize
 from sweep.recovery import pid_space, worker_id
-from sweep.space import suggest
-from sweep.spec import SweepSpec
+from sweep.spec import ParamSpec, SweepSpec
 from tracking import RunHandle, Tracker, curves_figure, provenance_tags
 from tracking.datasets import sweep_inputs
 from tracking.resolution import round_accuracies
@@ -42,6 +41,21 @@ def load_data(cfg: TrainConfig, spec: SweepSpec, device) -> SweepData:
     """Fixed hold-out of the 60k training images for validation; the test set only for reports."""
     tr, val, te = load_splits(cfg.data.root, (spec.val_size, spec.split_seed))
     return SweepData(tr.to(device), val.to(device), te.to(device))
+
+
+def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """One value per searched key, named by the dotted config key it sets."""
+    out: dict[str, Any] = {}
+    for key, p in space.items():
+        if p.type == "categorical":
+            out[key] = trial.suggest_categorical(key, p.choices)
+        elif p.type == "int":
+            out[key] = trial.suggest_int(
+                key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log
+            )
+        else:
+            out[key] = trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)
+    return out
 
 
 def trial_config(base: TrainConfig, spec: SweepSpec, params: dict[str, Any]) -> TrainConfig:

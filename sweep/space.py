@@ -1,27 +1,11 @@
-"""From the validated `space` to Optuna: suggestions, the baseline trial, grid values."""
+"""The validated `space` checked against the study it will run: the baseline trial, grid values,
+and what cannot be searched. (A trial's suggestions are `sweep.objective.suggest`.)"""
 
 from typing import Any
-
-import optuna
 
 from harness.config import TrainConfig
 from harness.errors import UserError
 from sweep.spec import ParamSpec, SweepSpec
-
-
-def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
-    """One value per searched key, named by the dotted config key it sets."""
-    out: dict[str, Any] = {}
-    for key, p in space.items():
-        if p.type == "categorical":
-            out[key] = trial.suggest_categorical(key, p.choices)
-        elif p.type == "int":
-            out[key] = trial.suggest_int(
-                key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log
-            )
-        else:
-            out[key] = trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)
-    return out
 
 
 def baseline_params(space: dict[str, ParamSpec], base: TrainConfig) -> dict[str, Any]:
