@@ -1,4 +1,4 @@
-"""Command line: `python -m cli.findings [--quick] [--file F] [--spec S] [--report-only] ...`.
+"""Command line: `python -m cli.findings [--quick] [--claims C,...] [--file F] [--spec S] [--report-only] ...`.
 
 Trains the runs the findings still miss (skipping every finished one), then writes the report.
 Every user error ends as one line on stderr and exit code 2, with no traceback.
@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--spec",
         default=None,
-        help="a file with a top-level 'findings:' key (default: the experiments file's own "
-        "'findings:' section, else findings/findings.yaml)",
+        help="a file with a top-level 'findings:' key (seeds, overrides, report, tuned_lr; "
+        "default: the experiments file's own 'findings:' section)",
     )
     p.add_argument(
         "--claims",
