@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
 from cli.findings import main
-from findings.claims import BATCH_SIZES
+from findings.claims import BATCH_SIZES, CLAIMS, FIGURES, SETTINGS
 from findings.plan import build_plan, config_hash
 from findings.spec import load_spec
 from findings.store import RunRecord
@@ -45,9 +45,9 @@ findings:
     quick: {{batch_sizes: [32, 64], lrs: [0.05, 10.0], val_size: 200}}
 """
 TUNED_STUDY = "findings-lr-by-batch-quick"
-CLAIMS = ("file1_overfits", "augmentation_helps")
-FIGURES = ("batch_size", "test_curves", "gap")
-ONLY = [*CLAIMS, "tuned_lr"]
+CHOSEN = ("file1_overfits", "augmentation_helps")
+FIGURES_DRAWN = ("batch_size", "test_curves", "gap")
+ONLY = [*CHOSEN, "tuned_lr"]
 
 
 def _findings(tmp, *args: str) -> subprocess.CompletedProcess:
@@ -144,12 +144,12 @@ def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
     assert "QUICK MODE" in first and "not verdicts" in first
     assert "INCOMPLETE" not in text  # every run and grid point has ended
 
-    for i, cid in enumerate(CLAIMS, 1):
+    for i, cid in enumerate(CHOSEN, 1):
         heads = [ln for ln in text.splitlines() if ln.startswith(f"## Claim {i} `{cid}`: ")]
         assert len(heads) == 1
         assert any(v in heads[0] for v in ("reproduced", "contradicted", "inconclusive"))
 
-    for name in FIGURES:
+    for name in FIGURES_DRAWN:
         png = tmp / "reports" / "findings_quick" / f"{name}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert f"](findings_quick/{name}.png)" in text
@@ -386,6 +386,24 @@ def test_a_claim_is_decided_by_its_comparisons_seed_by_seed():
     assert r.verdict == "inconclusive" and [p.name for p in r.parts] == ["b", "s"]
     assert r.missing == [("file3", 4), ("file3_bs32", 4)]
     assert r.rows[0].estimate.mean == pytest.approx(99.4)
+
+
+def test_every_claim_shows_the_settings_it_compares_and_each_is_defined():
+    """What the spec validator checked when claims were YAML: a claim compares only settings it
+    lists (so they are planned and shown), and every setting and figure names a defined one."""
+    seen: set[str] = set()
+
+    class Spy(Judge):
+        def values(self, setting: str, metric: str) -> dict[int, float]:
+            seen.add(setting)
+            return super().values(setting, metric)
+
+    for fn in CLAIMS:
+        seen.clear()
+        r = fn(Spy({}, [1, 2]))
+        assert seen <= set(r.settings) <= set(SETTINGS), fn.__name__
+        assert r.verdict == "inconclusive" and len(r.missing) == 2 * len(r.settings)
+    assert all(set(f.settings) <= set(SETTINGS) for f in FIGURES.values())
 
 
 BAD_SPECS = [
