@@ -15,6 +15,7 @@ from findings.spec import FindingsSpec, setting_overrides
 from findings.verdicts import ClaimFunction, Judge
 from harness.config import Experiments, TrainConfig, deep_merge
 from harness.config_hash import HASH_IGNORED, HASH_IGNORED_PREFIXES, config_hash
+from harness.errors import UserError, cut
 
 __all__ = ["HASH_IGNORED", "HASH_IGNORED_PREFIXES", "Job", "Plan", "build_plan", "config_hash"]
 
@@ -48,6 +49,7 @@ class Plan:
     quick: bool
     claims: list[ClaimFunction]
     tuned: bool  # the lr-by-batch study is part of it
+    only: tuple[str, ...] | None  # --claims: the names chosen (None: everything)
     jobs: dict[tuple[str, int], Job]
     tracking_uri: str
     artifact_root: str
@@ -58,7 +60,10 @@ class Plan:
 
     @property
     def report_path(self) -> Path:
-        return Path(self.spec.quick.report if self.quick else self.spec.report)
+        """The spec's report; a partial one (`--claims`) beside it as `<name>_partial.md`, so it
+        never replaces the whole report."""
+        path = Path(self.spec.quick.report if self.quick else self.spec.report)
+        return path if self.only is None else path.with_name(f"{path.stem}_partial{path.suffix}")
 
     def tracking_overrides(self, experiment: str | None = None) -> dict[str, Any]:
         """Config overrides that track a run on the findings' store, in MLflow experiment
@@ -110,11 +115,23 @@ def build_plan(
         tracking_uri, artifact_root: where runs are tracked; default: what the experiments file
             resolves to (its `defaults`, normally sqlite:///mlflow.db).
         only: the claims (names from `claim_names`) to run; None: all, with every figure's
-            settings too. The caller has checked the names.
+            settings too.
     Returns:
         The plan; every job is tracked in `spec.mlflow_experiment` on one store.
+    Raises:
+        UserError: `only` names an unknown claim, or `tuned_lr` where the spec has none.
     """
-    base = experiments.resolve(SETTINGS["file1"].experiment).tracking
+    for name in only or []:
+        if name not in claim_names():
+            raise UserError(
+                f"command line: --claims {cut(name)!r} is invalid: unknown claim; "
+                f"known: {', '.join(claim_names())}"
+            )
+    if only is not None and "tuned_lr" in only and spec.tuned_lr is None:
+        raise UserError(
+            "command line: --claims names tuned_lr, but the spec has no findings.tuned_lr"
+        )
+    base = experiments.resolve(next(iter(SETTINGS.values())).experiment).tracking
     uri = tracking_uri or base.uri
     root = artifact_root or base.artifact_root
     claims = [fn for fn in CLAIMS if only is None or fn.__name__ in only]
@@ -123,6 +140,8 @@ def build_plan(
     wanted = {s for fn in claims for s in fn(Judge({}, seeds)).settings}  # no runs: just names
     if only is None:
         wanted |= {s for fig in FIGURES.values() for s in fig.settings}
+    if tuned:
+        wanted.add(spec.tuned_lr.noise_setting)  # its seeds' spread is the tuned verdict's margin
     forced = _tracking(uri, root, spec.mlflow_experiment)
     jobs: dict[tuple[str, int], Job] = {}
     for name, setting in SETTINGS.items():  # keeps their order
@@ -132,4 +151,4 @@ def build_plan(
         for seed in seeds:
             cfg = experiments.resolve(setting.experiment, {**over, "seed": seed})
             jobs[(name, seed)] = Job(name, seed, cfg, config_hash(cfg))
-    return Plan(spec, quick, claims, tuned, jobs, uri, root)
+    return Plan(spec, quick, claims, tuned, None if only is None else tuple(only), jobs, uri, root)

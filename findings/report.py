@@ -505,11 +505,21 @@ def render(
     mode = "quick" if plan.quick else "full"
     runs = len({r.run_id for r in records.values()})
     lines = quick_banner(plan) if plan.quick else []
+    if plan.only is not None:
+        lines += [
+            f"> **PARTIAL: only {', '.join(f'`{c}`' for c in plan.only)} (`--claims`).** "
+            "The other claims are left out and the figures show only these claims' settings; "
+            "claims are numbered within this report.",
+            "",
+        ]
     lines += incomplete_banner(plan, records, tuned)
+    args = (" --quick" if plan.quick else "") + (
+        f" --claims {','.join(plan.only)}" if plan.only is not None else ""
+    )
     lines += [
         f"# Findings: S7's claims over seeds ({mode})",
         "",
-        f"Written by `python -m cli.findings{' --quick' if plan.quick else ''}` from {runs} finished "
+        f"Written by `python -m cli.findings{args}` from {runs} finished "
         f"MLflow runs. Every number about our runs is read from MLflow; S7's numbers and "
         "the thresholds come from `findings/claims.py`.",
         "",

@@ -130,9 +130,16 @@ def load_spec(experiments: Experiments, path: Path | str | None = None) -> tuple
 
 
 def _check_all_keys(raw: dict[str, Any], where: str) -> None:
-    """Unknown keys, with the closest match, in the section and its `tuned_lr`."""
-    check_keys(raw, SpecFile, where)
+    """Unknown keys, with the closest match, in the section and its `tuned_lr`; the keys that
+    moved to Python say where they went."""
     body = raw.get("findings")
+    for key in ("settings", "claims", "figures"):
+        if isinstance(body, dict) and key in body:
+            raise UserError(
+                f"{where}: key 'findings.{key}' is no longer read: the settings, claims and "
+                "figures are Python now, in findings/claims.py; remove it from the file"
+            )
+    check_keys(raw, SpecFile, where)
     tuned = body.get("tuned_lr") if isinstance(body, dict) else None
     if isinstance(tuned, dict):
         check_keys(tuned, TunedLr, where, "findings.tuned_lr.")

@@ -27,6 +27,14 @@ METRIC_MEANING = {
     "gap": "best train accuracy minus best test accuracy (percentage points)",
     "n_params": "trainable parameters of the network",
 }
+OPS = (">", ">=", "<", "<=")
+
+
+def _known(what: str, value: str, known) -> None:
+    """A claim function's mistake (an unknown metric, op or setting) is raised when the plan
+    is built, which calls every claim once without runs: before anything is trained."""
+    if value not in known:
+        raise ValueError(f"findings/claims.py: unknown {what} {value!r}; known: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Part:
     comparisons: list[Comparison]
     verdict: str
     highest_mean: str | None = None  # for `best`: the setting with the highest mean
+    settings: tuple[str, ...] = ()  # the settings it reads
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,8 @@ class Judge:
 
     def threshold(self, metric: str, setting: str, op: str, value: float) -> Part:
         """The mean of `metric` on `setting` `op` `value`."""
+        _known("metric", metric, METRIC_MEANING)
+        _known("op", op, OPS)
         vals = self.values(setting, metric)
         est = mean_interval(list(vals.values()))
         c = Comparison(
@@ -157,9 +168,11 @@ class Judge:
             value,
             verdict(est, op, value),
         )
-        return Part("", "threshold", metric, [c], c.verdict)
+        return Part("", "threshold", metric, [c], c.verdict, settings=(setting,))
 
     def _paired(self, metric: str, a: str, b: str, op: str) -> Comparison:
+        _known("metric", metric, METRIC_MEANING)
+        _known("op", op, OPS)
         va, vb = self.values(a, metric), self.values(b, metric)
         diffs = {s: va[s] - vb[s] for s in self.seeds if s in va and s in vb}
         est = mean_interval(list(diffs.values()))
@@ -170,7 +183,7 @@ class Judge:
     def paired(self, metric: str, setting: str, other: str, op: str) -> Part:
         """`metric(setting) - metric(other)` `op` 0, the differences taken seed by seed."""
         c = self._paired(metric, setting, other, op)
-        return Part("", "paired", metric, [c], c.verdict)
+        return Part("", "paired", metric, [c], c.verdict, settings=(setting, other))
 
     def best(self, metric: str, setting: str, over: list[str]) -> Part:
         """`setting` has the highest `metric`: its paired difference to each of `over` > 0."""
@@ -180,7 +193,8 @@ class Judge:
         }
         known = {s: m for s, m in means.items() if not math.isnan(m)}
         top = max(known, key=known.get) if known else None
-        return Part("", "best", metric, comps, combine([c.verdict for c in comps]), top)
+        verdict_ = combine([c.verdict for c in comps])
+        return Part("", "best", metric, comps, verdict_, top, (setting, *over))
 
     def claim(
         self,
@@ -191,8 +205,14 @@ class Judge:
         reported: dict[str, dict[str, float]] | None = None,
         note: str = "",
     ) -> ClaimResult:
-        """A claim's result: a row per setting and metric, its named parts and its verdict."""
+        """A claim's result: a row per setting and metric, its named parts and its verdict.
+        Every setting a part reads or `reported` names must be one of `settings` (those are
+        the ones planned and shown)."""
         reported = reported or {}
+        for m in metrics:
+            _known("metric", m, METRIC_MEANING)
+        for s in [*reported, *(s for p in parts.values() for s in p.settings)]:
+            _known("setting (list it in the claim's settings)", s, settings)
         rows = [
             Row(
                 s,

@@ -61,7 +61,8 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
 def trial_config(base: TrainConfig, spec: SweepSpec, params: dict[str, Any]) -> TrainConfig:
     """The training config of searched values `params` (dotted keys): the study's resolved base
     config (its experiment and fixed overrides) with `params` applied."""
-    return base.updated(deep_merge(unflatten(params), {"progress": spec.show_epochs}))
+    where = f"sweep.space (a trial of study '{spec.study_name}')"
+    return base.updated(deep_merge(unflatten(params), {"progress": spec.show_epochs}), where)
 
 
 def objective_value(history: list[dict[str, float]], spec: SweepSpec) -> float:

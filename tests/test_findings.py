@@ -139,9 +139,12 @@ def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
     # read back after the other test may have replaced a run: report-only, so nothing is trained
     r = _findings(tmp, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
-    text = (tmp / "reports" / "findings_quick.md").read_text()
+    text = (tmp / "reports" / "findings_quick_partial.md").read_text()
     first = text.splitlines()[0]
     assert "QUICK MODE" in first and "not verdicts" in first
+    assert "PARTIAL: only `file1_overfits`, `augmentation_helps`, `tuned_lr`" in text
+    assert "`python -m cli.findings --quick --claims file1_overfits,augmentation_helps" in text
+    assert not (tmp / "reports" / "findings_quick.md").exists()  # the whole report's place
     assert "INCOMPLETE" not in text  # every run and grid point has ended
 
     for i, cid in enumerate(CHOSEN, 1):
@@ -150,9 +153,9 @@ def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):
         assert any(v in heads[0] for v in ("reproduced", "contradicted", "inconclusive"))
 
     for name in FIGURES_DRAWN:
-        png = tmp / "reports" / "findings_quick" / f"{name}.png"
+        png = tmp / "reports" / "findings_quick_partial" / f"{name}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
-        assert f"](findings_quick/{name}.png)" in text
+        assert f"](findings_quick_partial/{name}.png)" in text
 
     client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     gaps = {}
@@ -220,7 +223,7 @@ def test_lr_tuned_per_batch_size_is_a_grid_study_read_back_into_the_report(quick
 
     r = _findings(tmp, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
-    text = (tmp / "reports" / "findings_quick.md").read_text()
+    text = (tmp / "reports" / "findings_quick_partial.md").read_text()
     head = next(ln for ln in text.splitlines() if ln.startswith("## With the learning rate"))
     assert any(v in head for v in ("reproduced", "contradicted", "inconclusive"))
     assert "| batch size | lr 0.025 | lr 0.05 | lr 10 |" in text
@@ -240,15 +243,17 @@ def test_lr_tuned_per_batch_size_is_a_grid_study_read_back_into_the_report(quick
         row = f"| {b} | {lr:g} | {best.value:.3f} | {best.user_attrs['test_acc']:.2f} | {trial} |"
         assert row in text
     assert "batch 32, lr 10: training diverged" in text  # why a point has no result
-    assert "](findings_quick/tuned_lr.png)" in text
-    assert (tmp / "reports" / "findings_quick" / "tuned_lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](findings_quick_partial/tuned_lr.png)" in text
+    assert (tmp / "reports" / "findings_quick_partial" / "tuned_lr.png").read_bytes()[
+        :4
+    ] == b"\x89PNG"
 
 
 def test_a_report_before_any_run_says_it_is_incomplete(tmp_path):
     (tmp_path / "spec.yaml").write_text(SPEC)
     r = _findings(tmp_path, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
-    text = (tmp_path / "reports" / "findings_quick.md").read_text()
+    text = (tmp_path / "reports" / "findings_quick_partial.md").read_text()
     assert "INCOMPLETE: 0 of 6 planned runs and 0 of 4 points of the lr grid" in text
     heads = [ln for ln in text.splitlines() if ln.startswith(("## Claim", "## With the"))]
     assert len(heads) == 3 and all(h.endswith("**inconclusive**") for h in heads)
@@ -281,7 +286,7 @@ def test_a_queued_retry_reads_queued_and_a_failed_point_is_not_counted_finished(
     study.enqueue_trial({"batch_size": 64, "optimizer.lr": 0.05})  # WAITING, params not yet set
     r = _findings(tmp_path, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
-    text = (tmp_path / "reports" / "findings_quick.md").read_text()
+    text = (tmp_path / "reports" / "findings_quick_partial.md").read_text()
     assert "0 of 6 planned runs and 1 of 4 points of the lr grid (1 failed) have finished" in text
     assert "| 32 | **90.00** | failed |" in text
     assert "| 64 | queued | — |" in text  # (64, 10.0) was never tried
@@ -382,28 +387,40 @@ def test_a_claim_is_decided_by_its_comparisons_seed_by_seed():
     best = j.best("best_test_acc", "file3", ["file3_bs64", "file3_bs32"])
     assert [c.verdict for c in best.comparisons] == ["reproduced", "inconclusive"]
     assert best.verdict == "inconclusive" and best.highest_mean == "file3"
-    r = j.claim("128 wins.", ["file3", "file3_bs32"], ["best_test_acc"], {"b": best, "s": small})
+    r = j.claim("128 wins.", list(acc), ["best_test_acc"], {"b": best, "s": small})
     assert r.verdict == "inconclusive" and [p.name for p in r.parts] == ["b", "s"]
-    assert r.missing == [("file3", 4), ("file3_bs32", 4)]
+    assert r.missing == [(s, 4) for s in acc]
     assert r.rows[0].estimate.mean == pytest.approx(99.4)
 
 
-def test_every_claim_shows_the_settings_it_compares_and_each_is_defined():
-    """What the spec validator checked when claims were YAML: a claim compares only settings it
-    lists (so they are planned and shown), and every setting and figure names a defined one."""
-    seen: set[str] = set()
-
-    class Spy(Judge):
-        def values(self, setting: str, metric: str) -> dict[int, float]:
-            seen.add(setting)
-            return super().values(setting, metric)
-
+def test_every_claim_and_figure_names_only_what_exists():
+    """A claim compares only settings it lists (so they are planned and shown), with known
+    metrics and ops; a mistake there is raised when the plan is built, before any training."""
     for fn in CLAIMS:
-        seen.clear()
-        r = fn(Spy({}, [1, 2]))
-        assert seen <= set(r.settings) <= set(SETTINGS), fn.__name__
+        r = fn(Judge({}, [1, 2]))  # what build_plan does to learn each claim's settings
+        assert set(r.settings) <= set(SETTINGS), fn.__name__
         assert r.verdict == "inconclusive" and len(r.missing) == 2 * len(r.settings)
-    assert all(set(f.settings) <= set(SETTINGS) for f in FIGURES.values())
+    for f in FIGURES.values():
+        assert set(f.settings) <= set(SETTINGS) and f.kind in ("interval", "curves")
+    j = Judge({}, [1])
+    with pytest.raises(ValueError, match="unknown op '=>'"):
+        j.threshold("gap", "file1", "=>", 0)
+    with pytest.raises(ValueError, match="unknown metric 'gapp'"):
+        j.paired("gapp", "file3", "file1", ">")
+    with pytest.raises(
+        ValueError, match=r"unknown setting \(list it in the claim's settings\) 'file1'"
+    ):
+        j.claim("x", ["file3"], ["gap"], {"p": j.paired("gap", "file3", "file1", ">")})
+
+
+def test_tuned_lr_with_no_study_in_the_spec_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "spec.yaml").write_text(SPEC[: SPEC.index("  tuned_lr:")])
+    argv = ["--file", str(REPO / "experiments.yaml"), "--spec", str(tmp_path / "spec.yaml")]
+    argv += ["--claims", "tuned_lr", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--claims names tuned_lr, but the spec has no findings.tuned_lr" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m.db").exists()
 
 
 BAD_SPECS = [
@@ -419,6 +436,11 @@ BAD_SPECS = [
     (
         ("[progres=false,", "[progress=false,"),
         "(overrides of setting 'file1'): unknown key 'progres'; did you mean 'progress'?",
+    ),
+    (
+        ("  claims: {file1_overfits: {}}\n  tuned_lr:\n", "  tuned_lr:\n"),
+        "key 'findings.claims' is no longer read: the settings, claims and figures are Python "
+        "now, in findings/claims.py",
     ),
     (
         ("    refrence: 64\n", "    reference: 64\n"),
