@@ -11,7 +11,6 @@ import hashlib
 import importlib.metadata
 import os
 import pickle
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,11 +205,3 @@ def load_splits(
     if holdout is not None:
         train, val = train_val_split(train, *holdout)
     return train, val, load_split(root, train=False)
-
-
-def copy_raw(src_root: Path | str, dst_root: Path | str) -> None:
-    """Copy the IDX files between roots (tests use it to build corrupt copies)."""
-    dst = raw_dir(dst_root)
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in MD5:
-        shutil.copy2(raw_dir(src_root) / name, dst / name)

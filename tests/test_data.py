@@ -73,4 +73,4 @@ def test_validation_split_is_fixed_and_disjoint(mnist_root):
     tr1, va1 = train_val_split(full, 10000, seed=0)
     tr2, va2 = train_val_split(full, 10000, seed=0)
     assert len(tr1) == 50000 and len(va1) == 10000
-    assert (va1.y == va2.y).all() and (va1.x == va2.x).all()
+    assert (va1.y == va2.y).all() and (va1.x == va2.x).all() and (tr1.y == tr2.y).all()

@@ -34,17 +34,6 @@ class Case:
     secrets: tuple[str, ...] = (SECRET,)
 
 
-def _set(path: str, value) -> Callable[[dict], None]:
-    def change(doc: dict) -> None:
-        *parents, leaf = path.split("/")
-        node = doc
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-
-    return change
-
-
 def _bomb(levels: int = 9) -> str:
     """A "billion laughs": 9 levels of 9 aliases, ~600 bytes, 9**9 values expanded."""
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
