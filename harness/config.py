@@ -183,10 +183,13 @@ class TrainConfig(Section):
         return v
 
     def public(self) -> dict[str, Any]:
-        """The whole config as plain data, with any password in `tracking.uri` masked: what is
-        logged (params, config.json) and kept with a trial."""
+        """The whole config as plain data, with any password in `tracking.uri` or
+        `tracking.artifact_root` (e.g. sftp://user:pw@host/path) masked: what is logged (params,
+        config.json) and kept with a trial."""
         data = self.model_dump(mode="json")
-        data["tracking"]["uri"] = masked(data["tracking"]["uri"])
+        for key in ("uri", "artifact_root"):
+            if data["tracking"][key]:
+                data["tracking"][key] = masked(data["tracking"][key])
         return data
 
     def flat(self) -> dict[str, Any]:

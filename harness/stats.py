@@ -60,11 +60,12 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
         values: one number per seed.
         level: the confidence level.
     Returns:
-        The interval; with no values everything is NaN, with one value only the mean is set.
+        The interval; with no values, or a value that is not finite, everything is NaN; with
+        one value only the mean is set.
     """
     vals = tuple(float(v) for v in values)
     nan = float("nan")
-    if not vals:
+    if not vals or not all(math.isfinite(v) for v in vals):  # e.g. a run that diverged
         return Interval(vals, nan, nan, nan, nan, level)
     mean = statistics.fmean(vals)
     if len(vals) < 2:

@@ -46,7 +46,7 @@ ATTR = "confirmation"  # the study's user attribute holding the last confirmatio
 DIVERGED = "DIVERGED"  # `state` tag of a run whose loss blew up: done, counted as no value
 VERDICT = {"above": "beats", "straddles": "ties", "below": "loses"}
 IS_BASELINE = "is the baseline"
-NO_PAIRS = "cannot be compared with"  # the baseline has no value at some seed
+NO_PAIRS = "cannot be compared with"  # fewer than two seeds where both have a value
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,12 @@ def run_confirmation(
         f"confirmation: {len(cands)} configs ({', '.join(c.label for c in cands)}) x "
         f"{len(seeds)} seeds {seeds} on the study's hold-out"
     )
+    trial_seed = next(c for c in cands if c.baseline).config.seed
+    if trial_seed in seeds:
+        say(
+            f"  note: seed {trial_seed} is the trials' own seed: there a top trial's run repeats "
+            "the value it was chosen on (the winner's curse); seeds without it confirm more"
+        )
     runs: dict[tuple[str, int], Run] = {}
     for seed in seeds:  # seed by seed: an interrupted confirmation leaves whole pairs done
         for cand in cands:
@@ -258,7 +264,9 @@ def summarize(
     for c in cands:
         vals = values(c.label, value_key)
         est = mean_interval(vals)
-        diff = paired_difference(vals, base_vals)
+        # paired at the seeds where both have a value (a run may have diverged)
+        pairs = [(a, b) for a, b in zip(vals, base_vals, strict=True) if not math.isnan(a + b)]
+        diff = paired_difference([a for a, _ in pairs], [b for _, b in pairs])
         test = [v for v in values(c.label, "test_acc") if not math.isnan(v)]
         rows.append(
             {
@@ -291,7 +299,7 @@ def summarize(
         r.pop("_diff", None)
     if chosen["baseline"]:
         verdict = IS_BASELINE
-    elif math.isnan(diff.mean):  # the baseline diverged at some seed: no pairs to compare
+    elif math.isnan(diff.lo):  # fewer than two seeds where both have a value
         verdict = NO_PAIRS
     else:
         verdict = VERDICT[diff.side(0.0)]

@@ -20,7 +20,7 @@ import optuna
 from mlflow.entities import Metric, RunTag
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.urls import masked
+from harness.urls import masked, scrub_text
 from sweep.spec import SweepSpec
 from tracking import RunHandle
 from tracking.trial_runs import BEST_TAG, mark_best, run_link, runs_page
@@ -269,7 +269,8 @@ def log_invocation(parent: RunHandle, spec: SweepSpec, fixed: dict[str, Any]) ->
     when = dt.datetime.now(dt.UTC)
     doc = {"started": when.isoformat(timespec="seconds"), "sweep": data, "fixed": fixed}
     path = f"invocations/{when:%Y%m%dT%H%M%SZ}.json"
-    parent.log_text(json.dumps(doc, indent=2, default=str), path)
+    # the fixed overrides are the user's own text: a tracking URI there may carry a password
+    parent.log_text(scrub_text(json.dumps(doc, indent=2, default=str)), path)
     return path
 
 

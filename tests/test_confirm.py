@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import optuna
 import pandas as pd
@@ -26,11 +27,13 @@ from harness.stats import (
     paired_difference,
     seeds_needed,
 )
+from sweep.confirm import Candidate, summarize
+from sweep.spec import resolve_sweep
 from tests.conftest import REPO, experiments_doc, run_cli, write_experiments
 from tracking.resolution import accuracy_decimals
 
 STUDY = "confirm-test"
-SEEDS = [1, 2]
+SEEDS = [1, 2]  # 1 is the trials' own seed: its runs check that a config retrains exactly
 
 
 def _experiments(tmp) -> str:
@@ -149,6 +152,8 @@ def test_each_candidate_and_seed_is_a_nested_run_on_the_study_hold_out(confirmed
         r for r in runs if r.data.tags["confirms_trial"] == "1" and r.data.tags["seed"] == "1"
     ]
     assert same.data.metrics["final_val_acc"] == pytest.approx(study.trials[1].value, abs=1e-6)
+    # which is why the default seeds leave it out, and a list holding it gets a note
+    assert "note: seed 1 is the trials' own seed" in confirmed["resumed"].stdout
     parent = client.get_run(parent.info.run_id)
     doc = study.user_attrs["confirmation"]
     assert parent.data.tags["confirm_chosen"] == doc["chosen"]
@@ -274,7 +279,7 @@ def test_confirm_settings_are_validated_with_the_sweep_section(tmp_path, confirm
     from sweep.spec import resolve_sweep
 
     doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
-    assert doc["sweep"]["confirm"] == {"k": 3, "seeds": [1, 2, 3, 4, 5]}  # the documented defaults
+    assert doc["sweep"]["confirm"] == {"k": 3, "seeds": [2, 3, 4, 5, 6]}  # the documented defaults
     doc["sweep"]["confirm"] = confirm
     path = tmp_path / "experiments.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -294,6 +299,43 @@ def test_mean_interval_matches_scipy():
     )
     assert (est.mean, est.lo, est.hi) == pytest.approx((sum(vals) / 5, lo, hi), abs=1e-12)
     assert math.isnan(mean_interval([99.0]).lo) and mean_interval([99.0]).mean == 99.0
+    assert math.isnan(mean_interval([99.0, math.nan, 99.2]).mean)  # no value, no mean
+
+
+def test_a_diverged_seed_leaves_its_config_unchosen_and_pairs_the_rest(experiments):
+    """A run that diverged has no value (NaN): its config gets no mean and cannot be chosen, and
+    every difference to the baseline is paired over the seeds where both have a value."""
+    cfg = experiments.resolve("s7_file3")
+    cands = [
+        Candidate("trial-4", 4, {}, cfg, False),
+        Candidate("trial-7", 7, {}, cfg, False),
+        Candidate("baseline", 0, {}, cfg, True),
+    ]
+    vals = {
+        "trial-4": [99.3, 99.4, 99.5],
+        "trial-7": [99.6, math.nan, 99.7],  # diverged at seed 3: best values, but no mean
+        "baseline": [99.2, 99.2, math.nan],  # diverged at seed 4: pairs at seeds 2 and 3
+    }
+
+    def run(v: float) -> SimpleNamespace:
+        status = "FAILED" if math.isnan(v) else "FINISHED"
+        info = SimpleNamespace(status=status, start_time=0, end_time=60_000)
+        return SimpleNamespace(
+            info=info, data=SimpleNamespace(metrics={"final_val_acc": v}, params={"epochs": "15"})
+        )
+
+    runs = {
+        (label, seed): run(v)
+        for label, vs in vals.items()
+        for seed, v in zip((2, 3, 4), vs, strict=True)
+    }
+    spec = resolve_sweep(experiments)
+    doc = summarize(cands, [2, 3, 4], runs, spec, [4, 7])
+    rows = {r["candidate"]: r for r in doc["candidates"]}
+    assert doc["chosen"] == "trial-4" and rows["trial-7"]["mean"] is None
+    assert rows["trial-4"]["diff_mean"] == pytest.approx(0.15)  # seeds 2 and 3 only
+    assert rows["trial-7"]["diff_mean"] == pytest.approx(0.4)  # seed 2 alone: no interval
+    assert rows["trial-7"]["diff_lo"] is None and doc["runs"] == 9 and doc["epochs"] == 135
 
 
 def test_paired_difference_matches_scipy_ttest_rel():

@@ -86,3 +86,29 @@ def test_a_logged_model_is_the_trial_s_module_and_the_run_stays_running_until_fi
     loss.backward()
     run.finish()
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_no_password_reaches_the_invocation_artifact_or_a_logged_config(experiments):
+    """A tracking URI or artifact root given with its password (an override, so also in the
+    sweep's fixed overrides) is masked in the study run's invocations/*.json and in every config
+    as logged (`public`: params, the trial's attribute, best_config.yaml)."""
+    from harness.config import parse_overrides
+    from sweep.spec import resolve_sweep
+    from sweep.summary import log_invocation
+
+    over = parse_overrides(
+        ["tracking.uri=postgresql://u:hunter2@db/x", "tracking.artifact_root=sftp://u:hunter2@h/a"]
+    )
+    logged = {}
+
+    class Parent:
+        def log_text(self, text: str, path: str) -> None:
+            logged[path] = text
+
+    log_invocation(Parent(), resolve_sweep(experiments), over)
+    (text,) = logged.values()
+    assert "hunter2" not in text and "postgresql://u:***@db/x" in text
+    public = experiments.resolve("s7_file3", over).public()
+    assert (
+        "hunter2" not in str(public) and public["tracking"]["artifact_root"] == "sftp://u:***@h/a"
+    )
