@@ -26,7 +26,7 @@ from harness.config import (
 )
 from harness.errors import UserError
 from harness.yamlio import read_yaml
-from sweep.spec import PrunerSpec
+from sweep.spec import PrunerSpec, StudyName
 
 
 class Quick(Section):
@@ -59,7 +59,7 @@ class TunedLr(Section):
     """
 
     question: Str
-    study_name: Str = "findings-lr-by-batch"
+    study_name: StudyName = "findings-lr-by-batch"
     setting: Str = "file3"
     reference: Int = 128
     batch_sizes: list[Int] = Field(min_length=2)

@@ -420,7 +420,9 @@ def record(doc: dict[str, Any], parent: RunHandle) -> None:
             "confirm_verdict": doc["verdict"],
             "confirm_seeds": ",".join(map(str, doc["seeds"])),
             "confirm_difference": (
-                f"{_num(d['mean'], True)} [{_num(d['lo'], True)}, {_num(d['hi'], True)}]"
+                "-"  # the baseline against itself
+                if doc["verdict"] == IS_BASELINE
+                else f"{_num(d['mean'], True)} [{_num(d['lo'], True)}, {_num(d['hi'], True)}]"
             ),
         }
     )

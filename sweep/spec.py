@@ -11,7 +11,7 @@ import inspect
 import warnings
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from harness.config import (
     SEED_MAX,
@@ -34,6 +34,18 @@ from harness.config import (
 from harness.errors import UserError, cut
 
 SWEEP_ENV = {"OPTUNA_STORAGE": "storage"}  # the environment variable that sets a sweep key
+
+
+def _no_quotes(v: str) -> str:
+    # the name is matched in MLflow search filters ('...'): a quote would end the string there
+    if any(c in v for c in "'\"\\"):
+        raise ValueError("quotes and backslashes are not allowed in a study name")
+    if not v.strip():
+        raise ValueError("a study name cannot be empty")
+    return v
+
+
+StudyName = Annotated[Str, AfterValidator(_no_quotes)]
 
 
 class ParamSpec(Section):
@@ -196,7 +208,7 @@ class ConfirmSpec(Section):
 
 
 class SweepSpec(Section):
-    study_name: Str = "s7-sweep"
+    study_name: StudyName = "s7-sweep"
     storage: Str | None = None  # None: sqlite:///runs/optuna.db; env OPTUNA_STORAGE wins
     workers: Int = Field(1, ge=1, le=256)  # processes on this machine working the one study
     base_experiment: Str = "s7_file3"  # fixed settings: backbone, epochs, augmentation, momentum

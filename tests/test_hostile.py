@@ -177,6 +177,11 @@ CASES = [
         ["optimizer.weight_decay", "finite"],
     ),
     Case("dropout-nan", ["train", "model.dropout=.nan"], ["model.dropout"]),
+    Case(
+        "study-name-quote",  # it is matched inside MLflow search filters ('...')
+        ["sweep", "sweep.study_name=it's"],
+        ["key 'sweep.study_name'", "quotes and backslashes are not allowed"],
+    ),
     Case("seed-beyond-2-64", ["train", f"seed={2**64}"], ["key 'seed'", str(2**64 - 1)]),
     Case("seed-negative", ["train", "seed=-1"], ["key 'seed' = -1"]),
     Case(
