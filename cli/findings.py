@@ -16,13 +16,12 @@ def _run(args: argparse.Namespace) -> None:
     from findings.execute import run_missing
     from findings.plan import build_plan
     from findings.report import write_report
-    from findings.spec import load_spec
+    from findings.spec import load
     from findings.store import collect
-    from harness.config import Experiments
 
     only = None if args.claims is None else [c.strip() for c in args.claims.split(",")]
-    experiments = Experiments(args.file)
-    spec, where = load_spec(experiments, args.spec)
+    experiments = load(args.file, spec_file=args.spec)
+    spec, where = experiments.section("findings"), experiments.files["findings"]
     plan = build_plan(spec, experiments, args.quick, args.tracking_uri, args.artifact_root, only)
     jobs = plan.unique_jobs()
     print(

@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> None:
         wanted = ("study", "trial", "mlflow_run_id")
         tags = {f"source_{k}": v for k, v in provenance.items() if k in wanted}
     else:
-        cfg = Experiments(args.file).resolve(args.exp, overrides)
+        cfg = Experiments(args.file, overrides).resolve(args.exp)
     print(
         f"training {cfg.name}: seed {cfg.seed}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
         f"device {cfg.device}",
@@ -81,26 +81,19 @@ def _train(args: argparse.Namespace) -> None:
     print(describe(run_training(cfg, tags, holdout)))
 
 
-def _split_overrides(items: list[str]) -> tuple[dict, dict]:
-    """`sweep.*` overrides change the sweep section; the rest change every trial's config."""
-    from harness.config import parse_overrides
-
-    sweep = parse_overrides([i for i in items if i.startswith("sweep.")])
-    train = parse_overrides([i for i in items if not i.startswith("sweep.")])
-    return sweep.get("sweep", {}), train
-
-
 def _sweep_spec(args: argparse.Namespace):
-    from harness.config import Experiments
-    from sweep.spec import resolve_sweep
+    """The experiments file with its `sweep:` section, the command line's overrides applied
+    (`sweep.*` keys change the section, the rest every trial's config): (file, section, the
+    training overrides)."""
+    from harness.config import parse_overrides
+    from sweep import spec
 
-    sweep_over, train_over = _split_overrides(args.overrides)
-    if getattr(args, "n_trials", None) is not None:
-        sweep_over["n_trials"] = args.n_trials
-    if getattr(args, "workers", None) is not None:
-        sweep_over["workers"] = args.workers
-    exps = Experiments(args.file)
-    return exps, resolve_sweep(exps, sweep_over, train_over), train_over
+    overrides = parse_overrides(args.overrides)
+    for key in ("n_trials", "workers"):
+        if getattr(args, key, None) is not None:
+            overrides.setdefault("sweep", {})[key] = getattr(args, key)
+    exps = spec.load(args.file, overrides)
+    return exps, exps.section("sweep"), exps.overrides
 
 
 def _sweep(args: argparse.Namespace) -> None:

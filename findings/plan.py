@@ -6,7 +6,7 @@ from. It covers every key that can change the result, and leaves out those that 
 itself lives in the core, `harness.config_hash`, shared with the sweep's confirmation).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,20 @@ class Plan:
 
     spec: FindingsSpec
     quick: bool
-    claims: list[ClaimFunction]
-    tuned: bool  # the lr-by-batch study is part of it
     only: tuple[str, ...] | None  # --claims: the names chosen (None: everything)
     jobs: dict[tuple[str, int], Job]
     tracking_uri: str
     artifact_root: str
+
+    @property
+    def claims(self) -> list[ClaimFunction]:
+        """The claim functions chosen (all without `--claims`)."""
+        return [fn for fn in CLAIMS if self.only is None or fn.__name__ in self.only]
+
+    @property
+    def tuned(self) -> bool:
+        """The lr-by-batch study is part of it."""
+        return self.spec.tuned_lr is not None and (self.only is None or "tuned_lr" in self.only)
 
     @property
     def mlflow_experiment(self) -> str:
@@ -121,11 +129,12 @@ def build_plan(
     Raises:
         UserError: `only` names an unknown claim, or `tuned_lr` where the spec has none.
     """
+    known = claim_names()
     for name in only or []:
-        if name not in claim_names():
+        if name not in known:
             raise UserError(
                 f"command line: --claims {cut(name)!r} is invalid: unknown claim; "
-                f"known: {', '.join(claim_names())}"
+                f"known: {', '.join(known)}"
             )
     if only is not None and "tuned_lr" in only and spec.tuned_lr is None:
         raise UserError(
@@ -134,13 +143,12 @@ def build_plan(
     base = experiments.resolve(next(iter(SETTINGS.values())).experiment).tracking
     uri = tracking_uri or base.uri
     root = artifact_root or base.artifact_root
-    claims = [fn for fn in CLAIMS if only is None or fn.__name__ in only]
-    tuned = spec.tuned_lr is not None and (only is None or "tuned_lr" in only)
-    seeds = list(spec.quick.seeds if quick else spec.seeds)
-    wanted = {s for fn in claims for s in fn(Judge({}, seeds)).settings}  # no runs: just names
+    draft = Plan(spec, quick, None if only is None else tuple(only), {}, uri, root)
+    seeds = draft.seeds
+    wanted = {s for fn in draft.claims for s in fn(Judge({}, seeds)).settings}  # no runs: names
     if only is None:
         wanted |= {s for fig in FIGURES.values() for s in fig.settings}
-    if tuned:
+    if draft.tuned:
         wanted.add(spec.tuned_lr.noise_setting)  # its seeds' spread is the tuned verdict's margin
     forced = _tracking(uri, root, spec.mlflow_experiment)
     jobs: dict[tuple[str, int], Job] = {}
@@ -151,4 +159,4 @@ def build_plan(
         for seed in seeds:
             cfg = experiments.resolve(setting.experiment, {**over, "seed": seed})
             jobs[(name, seed)] = Job(name, seed, cfg, config_hash(cfg))
-    return Plan(spec, quick, claims, tuned, None if only is None else tuple(only), jobs, uri, root)
+    return replace(draft, jobs=jobs)

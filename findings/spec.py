@@ -1,16 +1,16 @@
 """The `findings:` section: seeds, overrides, where the report goes, and the lr-by-batch study.
 
 The claims themselves are Python (`findings.claims`); this section says how to run them. It is
-validated once, when it is loaded: unknown keys name the closest known one, and a bad value, an
-unknown setting or an override that gives no valid training config is one line naming the file,
-the key path, the value and what is allowed.
+validated with the rest of experiments.yaml (`load`): unknown keys name the closest known one,
+and a bad value, an unknown setting or an override that gives no valid training config is one
+line naming the file, the key path, the value and what is allowed.
 """
 
 import difflib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from findings.claims import SETTINGS
 from harness.config import (
@@ -19,13 +19,11 @@ from harness.config import (
     Int,
     Section,
     Str,
-    check_keys,
     deep_merge,
     parse_overrides,
-    validation_message,
 )
 from harness.errors import UserError
-from harness.yamlio import read_yaml
+from sweep import spec as sweep_spec
 from sweep.spec import PrunerSpec, StudyName
 
 
@@ -90,59 +88,49 @@ class FindingsSpec(Section):
     quick: Quick = Quick()
     tuned_lr: TunedLr | None = None  # the view S7 could not take (see TunedLr)
 
+    @classmethod
+    def precheck(cls, data: dict[str, Any], where: str) -> None:
+        """The keys that moved to Python say where they went."""
+        for key in ("settings", "claims", "figures"):
+            if key in data:
+                raise UserError(
+                    f"{where}: key 'findings.{key}' is no longer read: the settings, claims and "
+                    "figures are Python now, in findings/claims.py; remove it from the file"
+                )
 
-class SpecFile(Section):
-    """A file holding the section under a top-level `findings:` key (like experiments.yaml)."""
-
-    findings: FindingsSpec
-
-
-# ---------------------------------------------------------------- loading
-
-
-def load_spec(experiments: Experiments, path: Path | str | None = None) -> tuple[FindingsSpec, str]:
-    """Load and validate the `findings:` section, resolving every setting against `experiments`.
-
-    Args:
-        experiments: the loaded experiments.yaml the settings name experiments of.
-        path: a file with a top-level `findings:` key; None means the experiments file's own
-            `findings:` section.
-    Returns:
-        The validated spec and the file it came from (for messages).
-    Raises:
-        UserError: one line naming the file, key path, bad value and what is allowed.
-    """
-    if path is None:
-        if experiments.file.findings is None:
-            raise UserError(f"{experiments.path}: no 'findings:' section; add one (see README)")
-        raw, where = {"findings": experiments.file.findings}, str(experiments.path)
-    else:
-        where = str(path)
-        raw = read_yaml(Path(where))
-    _check_all_keys(raw, where)
-    try:
-        spec = SpecFile.model_validate(raw).findings
-    except ValidationError as e:
-        raise UserError(validation_message(e, lambda _: where)) from None
-    _check_references(spec, where)
-    _check_settings_resolve(spec, experiments, where)
-    return spec, where
+    def cross_check(self, experiments: Experiments) -> None:
+        """The settings `tuned_lr` names exist, and every setting gives a valid training config
+        in both modes, before anything is trained."""
+        where = experiments.files["findings"]
+        for key in ("setting", "noise_setting") if self.tuned_lr else ():
+            s = getattr(self.tuned_lr, key)
+            if s not in SETTINGS:
+                raise _unknown(where, f"findings.tuned_lr.{key}", s, list(SETTINGS), "setting")
+        for name, setting in SETTINGS.items():
+            for quick in (False, True):
+                try:
+                    experiments.resolve(setting.experiment, setting_overrides(self, name, quick))
+                except UserError as e:
+                    # the core words override errors for the command line; say where they are
+                    src = f"{where} (overrides of setting '{name}'" + (
+                        ", with quick's)" if quick else ")"
+                    )
+                    msg = str(e).replace(f"{experiments.path} (command-line override)", src)
+                    msg = msg.replace("command line:", f"{src}:", 1)
+                    raise UserError(msg if msg.startswith(where) else f"{src}: {msg}") from None
 
 
-def _check_all_keys(raw: dict[str, Any], where: str) -> None:
-    """Unknown keys, with the closest match, in the section and its `tuned_lr`; the keys that
-    moved to Python say where they went."""
-    body = raw.get("findings")
-    for key in ("settings", "claims", "figures"):
-        if isinstance(body, dict) and key in body:
-            raise UserError(
-                f"{where}: key 'findings.{key}' is no longer read: the settings, claims and "
-                "figures are Python now, in findings/claims.py; remove it from the file"
-            )
-    check_keys(raw, SpecFile, where)
-    tuned = body.get("tuned_lr") if isinstance(body, dict) else None
-    if isinstance(tuned, dict):
-        check_keys(tuned, TunedLr, where, "findings.tuned_lr.")
+SECTIONS = {**sweep_spec.SECTIONS, "findings": FindingsSpec}  # what this floor reads
+
+
+def load(
+    path: Path | str = "experiments.yaml",
+    overrides: dict[str, Any] | None = None,
+    spec_file: Path | str | None = None,
+) -> Experiments:
+    """experiments.yaml with its `sweep:` and `findings:` sections, validated as one; the
+    findings section from `spec_file` (a file with a top-level `findings:` key) where given."""
+    return Experiments(path, overrides, SECTIONS, {"findings": spec_file})
 
 
 def _unknown(where: str, path: str, name: str, known: list[str], what: str) -> UserError:
@@ -154,15 +142,6 @@ def _unknown(where: str, path: str, name: str, known: list[str], what: str) -> U
     )
 
 
-def _check_references(spec: FindingsSpec, where: str) -> None:
-    """The settings `tuned_lr` names exist in `findings.claims.SETTINGS`."""
-    if spec.tuned_lr is not None:
-        for key in ("setting", "noise_setting"):
-            s = getattr(spec.tuned_lr, key)
-            if s not in SETTINGS:
-                raise _unknown(where, f"findings.tuned_lr.{key}", s, list(SETTINGS), "setting")
-
-
 def setting_overrides(spec: FindingsSpec, name: str, quick: bool) -> dict[str, Any]:
     """The nested overrides of setting `name`: the section's, the setting's, then quick's."""
     layers = [spec.overrides, list(SETTINGS[name].overrides)]
@@ -172,19 +151,3 @@ def setting_overrides(spec: FindingsSpec, name: str, quick: bool) -> dict[str, A
     for layer in layers:
         merged = deep_merge(merged, parse_overrides(layer))
     return merged
-
-
-def _check_settings_resolve(spec: FindingsSpec, experiments: Experiments, where: str) -> None:
-    """Every setting gives a valid training config, in both modes, before anything is trained."""
-    for name, setting in SETTINGS.items():
-        for quick in (False, True):
-            try:
-                experiments.resolve(setting.experiment, setting_overrides(spec, name, quick))
-            except UserError as e:
-                # the harness words override errors for the command line; say where they are here
-                src = f"{where} (overrides of setting '{name}'" + (
-                    ", with quick's)" if quick else ")"
-                )
-                msg = str(e).replace(f"{experiments.path} (command-line override)", src)
-                msg = msg.replace("command line:", f"{src}:", 1)
-                raise UserError(msg if msg.startswith(where) else f"{src}: {msg}") from None

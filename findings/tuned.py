@@ -21,7 +21,7 @@ from findings.store import Records
 from harness.config import Experiments, deep_merge
 from harness.stats import mean_interval
 from harness.urls import masked
-from sweep.spec import SweepSpec, resolve_sweep
+from sweep.spec import SweepSpec
 from sweep.storage import open_storage, storage_url
 from sweep.study import run_sweep
 
@@ -101,7 +101,7 @@ def study_spec(
     grid_name = name = t.study_name + ("-quick" if plan.quick else "")
     if edge is not None:
         name, lrs, sizes = f"{name}-lr{edge[0]:g}", [edge[0]], edge[1]
-    data: dict[str, Any] = resolve_sweep(experiments).model_dump()
+    data: dict[str, Any] = experiments.section("sweep").model_dump()
     data |= {
         "study_name": name,
         "workers": 1,

@@ -37,6 +37,11 @@ def _known(what: str, value: str, known) -> None:
         raise ValueError(f"findings/claims.py: unknown {what} {value!r}; known: {', '.join(known)}")
 
 
+def _comparable(metric: str, op: str) -> None:
+    _known("metric", metric, METRIC_MEANING)
+    _known("op", op, OPS)
+
+
 @dataclass(frozen=True)
 class Row:
     """One metric of one setting over the claim's seeds, next to the number S7 reported, if any."""
@@ -156,8 +161,7 @@ class Judge:
 
     def threshold(self, metric: str, setting: str, op: str, value: float) -> Part:
         """The mean of `metric` on `setting` `op` `value`."""
-        _known("metric", metric, METRIC_MEANING)
-        _known("op", op, OPS)
+        _comparable(metric, op)
         vals = self.values(setting, metric)
         est = mean_interval(list(vals.values()))
         c = Comparison(
@@ -171,8 +175,7 @@ class Judge:
         return Part("", "threshold", metric, [c], c.verdict, settings=(setting,))
 
     def _paired(self, metric: str, a: str, b: str, op: str) -> Comparison:
-        _known("metric", metric, METRIC_MEANING)
-        _known("op", op, OPS)
+        _comparable(metric, op)
         va, vb = self.values(a, metric), self.values(b, metric)
         diffs = {s: va[s] - vb[s] for s in self.seeds if s in va and s in vb}
         est = mean_interval(list(diffs.values()))

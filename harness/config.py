@@ -1,9 +1,11 @@
 """experiments.yaml -> one frozen, validated `TrainConfig` per experiment.
 
-The file holds `defaults`, named `experiments` that override them, and (for the sweep) a `sweep`
-section. Every key is checked when the file is loaded: an unknown key names the closest known
-one, a wrong type or out-of-range value names the file, key path, bad value and what is allowed.
-Command-line overrides are `dotted.key=value` pairs, parsed as YAML scalars.
+The file holds `defaults`, named `experiments` that override them, and the sections of the floors
+above (`sweep:`, `findings:`), whose types those floors bind (`Experiments(sections=...)`): the
+file, its command-line overrides and the environment are validated once, as one frozen model.
+Every key is checked when the file is loaded: an unknown key names the closest known one, a wrong
+type or out-of-range value names the file (or override, or variable), key path, bad value and
+what is allowed. Command-line overrides are `dotted.key=value` pairs, parsed as YAML scalars.
 
 Where the stores live can also come from the environment, so that workers on many machines share
 one experiments file: `MLFLOW_TRACKING_URI` (MLflow's own variable) sets `tracking.uri` and
@@ -14,6 +16,7 @@ override wins over both. This module is the only place that reads them.
 import difflib
 import os
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +29,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -35,8 +39,9 @@ from harness.urls import masked
 from harness.yamlio import parse_value, read_yaml
 from model_zoo import list_models
 
-# environment variable -> the dotted key it sets (in a TrainConfig, or in the sweep section)
-TRAIN_ENV = {"MLFLOW_TRACKING_URI": "tracking.uri"}
+# environment variable -> the dotted key it sets: a training config's, or a section's
+ENV = {"MLFLOW_TRACKING_URI": "tracking.uri", "OPTUNA_STORAGE": "sweep.storage"}
+SECTIONS = ("sweep", "findings")  # the file's sections that floors above the core define
 
 
 def _printable(v: str) -> str:
@@ -205,13 +210,15 @@ class TrainConfig(Section):
 
 
 class ExperimentsFile(Section):
-    """The top level of experiments.yaml."""
+    """The top level of experiments.yaml. The sections are typed by the floor that reads them
+    (`Experiments(sections=...)`); one no command binds stays unread, so training alone
+    never imports what the sweep needs (optuna)."""
 
     default_experiment: Str
     defaults: dict[str, Any] = {}
     experiments: dict[str, dict[str, Any]] = {}
-    sweep: dict[str, Any] | None = None
-    findings: dict[str, Any] | None = None
+    sweep: Any = None
+    findings: Any = None
 
 
 # ---------------------------------------------------------------- helpers
@@ -261,6 +268,9 @@ def _model_in(annotation: Any) -> tuple[str, type[BaseModel]] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "model", annotation
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):  # an optional section: `Spec | None`
+        inner = [a for a in args if a is not type(None)]
+        return _model_in(inner[0]) if len(inner) == 1 else None
     if origin in (dict, list) and args:
         inner = args[-1]
         if isinstance(inner, type) and issubclass(inner, BaseModel):
@@ -287,8 +297,10 @@ def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") 
             )
             raise UserError(f"{where}: unknown key '{path}'; {hint}")
         inner = _model_in(fields[key].annotation)
-        if inner is None:
-            continue
+        if inner is None or (
+            value is None and type(None) in typing.get_args(fields[key].annotation)
+        ):
+            continue  # not a section, or an optional one left out (`sweep: null`)
         kind, sub = inner
         if kind == "model":
             if not isinstance(value, dict):
@@ -323,16 +335,19 @@ def validation_message(err: ValidationError, where_of: "callable", prefix: str =
     return f"{where_of(path)}: key '{shown}'{what} is invalid: {msg}"
 
 
-def env_overrides(mapping: dict[str, str]) -> dict[str, Any]:
-    """The set, non-empty variables of `mapping` (name -> dotted key) as a nested override."""
-    return unflatten(
-        {key: os.environ[name] for name, key in mapping.items() if os.environ.get(name)}
-    )
+def _env_where(sections: bool) -> dict[str, str]:
+    """`{dotted key: variable name}` for the set, non-empty variables of `ENV` that set a
+    section's key (`sections`) or a training config's."""
+    return {
+        key: name
+        for name, key in ENV.items()
+        if os.environ.get(name) and (key.split(".", 1)[0] in SECTIONS) == sections
+    }
 
 
-def _env_where(mapping: dict[str, str]) -> dict[str, str]:
-    """`{dotted key: variable name}` for the variables of `mapping` that are set."""
-    return {key: name for name, key in mapping.items() if os.environ.get(name)}
+def env_overrides(sections: bool = False) -> dict[str, Any]:
+    """Those variables' values as a nested override."""
+    return unflatten({key: os.environ[name] for key, name in _env_where(sections).items()})
 
 
 _KEY = re.compile(r"(?:[^.\[\]=]+|\[[^\[\]]+\])(?:\.[^.\[\]=]+|\[[^\[\]]+\])*")
@@ -380,16 +395,67 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
 
 
 class Experiments:
-    """experiments.yaml, loaded and validated once. `resolve(name, overrides)` gives a `TrainConfig`."""
+    """experiments.yaml with its overrides and environment, validated once.
 
-    def __init__(self, path: Path | str = "experiments.yaml"):
-        self.path = Path(path)
+    `resolve(name)` gives an experiment's `TrainConfig`; `section(name)` a section's spec.
+
+    Args:
+        path: the experiments file.
+        overrides: nested command-line overrides. Those under a bound section's name (e.g.
+            `sweep`) change that section; the rest (`self.overrides`) change every training config.
+        sections: `{name: Section type}` for the sections to validate (see `SECTIONS`). A type
+            may define `precheck(data, where)` (a classmethod, on the section's raw mapping and
+            on its overrides) and `cross_check(experiments)` (run once the whole file is valid).
+        section_files: `{name: path}` for a section read from a file of its own, under the same
+            top-level key, instead of from experiments.yaml.
+    Raises:
+        UserError: one line naming the file (or override, or variable), key path, value and
+            what is allowed.
+    """
+
+    def __init__(
+        self,
+        path: Path | str = "experiments.yaml",
+        overrides: dict[str, Any] | None = None,
+        sections: dict[str, type[Section]] | None = None,
+        section_files: dict[str, Path | str | None] | None = None,
+    ):
+        self.path, sections = Path(path), sections or {}
+        overrides = overrides or {}
+        self.overrides = {k: v for k, v in overrides.items() if k not in sections}
         raw = read_yaml(self.path)
-        check_keys(raw, ExperimentsFile, str(self.path))
+        self.files = {name: str(self.path) for name in sections}
+        for name, file in (section_files or {}).items():
+            if file is not None:
+                raw[name], self.files[name] = self._section_file(Path(file), name), str(file)
+        model = create_model(
+            "ExperimentsFile",
+            __base__=ExperimentsFile,
+            **{n: (t | None, None) for n, t in sections.items()},
+        )
+        cli = f"{self.path} (command-line override)"
+        env = env_overrides(sections=True)
+        self._sources = {
+            **{k: f"{self.path} (environment {v})" for k, v in _env_where(True).items()},
+            **{k: cli for k in flatten({n: overrides[n] for n in sections if n in overrides})},
+        }
+        for name, kind in sections.items():
+            precheck = getattr(kind, "precheck", None)
+            if precheck and isinstance(raw.get(name), dict):
+                precheck(raw[name], self.files[name])
+            if precheck and isinstance(overrides.get(name), dict):
+                precheck(overrides[name], cli)
+            check_keys({name: overrides.get(name) or {}}, model, cli)
+            check_keys({name: raw.get(name)}, model, self.files[name])  # its own file's name
+            if isinstance(raw.get(name), dict):  # overrides change a section that exists
+                raw[name] = deep_merge(
+                    deep_merge(raw[name], env.get(name, {})), overrides.get(name) or {}
+                )
+        check_keys(raw, model, str(self.path))
         try:
-            self.file = ExperimentsFile.model_validate(raw)
+            self.file = model.model_validate(raw)
         except ValidationError as e:
-            raise UserError(validation_message(e, lambda _: str(self.path))) from None
+            raise UserError(validation_message(e, self._where_in_file)) from None
         check_keys(self.file.defaults, TrainConfig, str(self.path), "defaults.")
         for name, exp in self.file.experiments.items():
             check_keys(exp, TrainConfig, str(self.path), f"experiments.{name}.")
@@ -400,6 +466,34 @@ class Experiments:
             )
         for name in self.file.experiments:  # validate every experiment now, not when first used
             self.resolve(name)
+        for name in sections:
+            spec = getattr(self.file, name)
+            if spec is not None and hasattr(spec, "cross_check"):
+                spec.cross_check(self)
+
+    def _section_file(self, path: Path, name: str) -> Any:
+        """A section from a file of its own: a mapping with the one top-level key `name`."""
+        raw = read_yaml(path)
+        for key in raw:
+            if key != name:
+                close = difflib.get_close_matches(cut(str(key), 120), [name], n=1, cutoff=0.5)
+                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {name}"
+                raise UserError(f"{path}: unknown key '{cut(str(key), 120)}'; {hint}")
+        if name not in raw:
+            raise UserError(f"{path}: key '{name}' is invalid: field required")
+        return raw[name]
+
+    def _where_in_file(self, path: str) -> str:
+        """Where the value at dotted `path` of the file came from, for messages."""
+        return self._sources.get(path) or self.files.get(path.split(".", 1)[0], str(self.path))
+
+    def section(self, name: str) -> Any:
+        """The validated section `name` (bound in `sections`), or a one-line error if the file
+        has none."""
+        spec = getattr(self.file, name, None)
+        if spec is None or isinstance(spec, dict):
+            raise UserError(f"{self.path}: no '{name}:' section; add one (see README)")
+        return spec
 
     @property
     def names(self) -> list[str]:
@@ -408,7 +502,8 @@ class Experiments:
     def resolve(
         self, name: str | None = None, overrides: dict[str, Any] | None = None
     ) -> TrainConfig:
-        """Defaults, then the named experiment, then command-line overrides, validated as one."""
+        """Defaults, then the named experiment, the environment, the command-line overrides
+        given to the file, then `overrides`, validated as one."""
         name = name or self.file.default_experiment
         if name not in self.file.experiments:
             close = difflib.get_close_matches(name, self.names, n=1)
@@ -417,15 +512,15 @@ class Experiments:
                 f"{self.path}: unknown experiment {name!r}; {hint}known: {', '.join(self.names)}"
             )
         exp = self.file.experiments[name]
-        overrides = overrides or {}
+        overrides = deep_merge(self.overrides, overrides or {})
         check_keys(overrides, TrainConfig, f"{self.path} (command-line override)")
         merged = deep_merge({"name": name}, self.file.defaults)
-        for layer in (exp, env_overrides(TRAIN_ENV), overrides):
+        for layer in (exp, env_overrides(), overrides):
             merged = deep_merge(merged, layer)
         return validate_train_config(merged, self._where(name, exp, overrides))
 
     def _where(self, name: str, exp: dict, overrides: dict):
-        over, from_exp, from_env = flatten(overrides), flatten(exp), _env_where(TRAIN_ENV)
+        over, from_exp, from_env = flatten(overrides), flatten(exp), _env_where(False)
 
         def where(path: str) -> str:
             if path in over:
@@ -516,8 +611,8 @@ def load_config_file(
         raise UserError(f"{path}: expected a 'train:' mapping holding the whole training config")
     check_keys(raw["train"], TrainConfig, str(path), "train.")
     check_keys(overrides or {}, TrainConfig, f"{path} (command-line override)")
-    merged = deep_merge(deep_merge(raw["train"], env_overrides(TRAIN_ENV)), overrides or {})
-    over, from_env = flatten(overrides or {}), _env_where(TRAIN_ENV)
+    merged = deep_merge(deep_merge(raw["train"], env_overrides()), overrides or {})
+    over, from_env = flatten(overrides or {}), _env_where(False)
 
     def where(p: str) -> str:
         if p in over:

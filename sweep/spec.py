@@ -3,12 +3,14 @@
 It says what the study searches (`space`, keyed by the dotted config key each parameter sets),
 how it samples and prunes, what it optimises (validation accuracy on a fixed hold-out of the
 training images; the test set never chooses), where the study lives and how many finished trials
-it needs. `resolve_sweep` validates it (with its overrides and environment) into a `SweepSpec`.
+it needs. `load` validates it with the rest of the file, its overrides and environment, into a `SweepSpec`
+(`experiments.section("sweep")`).
 """
 
 import difflib
 import inspect
 import warnings
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
@@ -22,18 +24,12 @@ from harness.config import (
     Section,
     Str,
     TrainConfig,
-    _env_where,
     _fmt,
-    check_keys,
     deep_merge,
-    env_overrides,
     flatten,
     unflatten,
-    validation_message,
 )
 from harness.errors import UserError, cut
-
-SWEEP_ENV = {"OPTUNA_STORAGE": "storage"}  # the environment variable that sets a sweep key
 
 
 def _no_quotes(v: str) -> str:
@@ -239,8 +235,37 @@ class SweepSpec(Section):
             raise ValueError("'space' must name at least one parameter")
         return self
 
+    @classmethod
+    def precheck(cls, data: dict[str, Any], where: str) -> None:
+        """Before the keys are checked: a searched key written with dots (see check_space_keys)."""
+        check_space_keys(data.get("space"), where)
 
-# ---------------------------------------------------------------- the sweep: section, validated
+    def cross_check(self, experiments: Experiments) -> None:
+        """Every searched key is a config key, and every range end, choice, grid value and enqueued
+        value gives a valid training config, so a bad range fails when the file is loaded, before
+        any trial is written to the study."""
+        experiments.resolve(self.base_experiment)  # names a known experiment
+        leaves = list(TrainConfig().flat())
+        for key, param in self.space.items():
+            if key not in leaves:
+                close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)
+                hint = f"did you mean '{close[0]}'?" if close else "expected a dotted config key"
+                raise UserError(
+                    f"{experiments.path}: unknown searched key 'sweep.space.{key}'; {hint}"
+                )
+            for value in param.values_to_check():
+                _check_value(experiments, self, f"sweep.space.{key}", key, value)
+        for i, params in enumerate(self.enqueue):
+            for key, value in params.items():
+                if key not in self.space:
+                    raise UserError(
+                        f"{experiments.path}: key 'sweep.enqueue[{i}].{key}' is not a searched key; "
+                        f"searched: {', '.join(self.space)}"
+                    )
+                _check_value(experiments, self, f"sweep.enqueue[{i}].{key}", key, value)
+
+
+# ---------------------------------------------------------------- its relations to the file
 
 
 def check_space_keys(space: Any, where: str) -> None:
@@ -264,71 +289,23 @@ def check_space_keys(space: Any, where: str) -> None:
                     )
 
 
-def resolve_sweep(
-    experiments: Experiments,
-    overrides: dict[str, Any] | None = None,
-    train_overrides: dict[str, Any] | None = None,
-) -> SweepSpec:
-    """The `sweep:` section with command-line `sweep.*` overrides, validated as a `SweepSpec`.
+SECTIONS = {"sweep": SweepSpec}  # what this floor reads of experiments.yaml
 
-    Every searched key must be a config key, and every range end, choice, grid value and
-    enqueued value must give a valid training config, so a bad range fails here, before any
-    trial is written to the study.
-    """
-    if experiments.file.sweep is None:
-        raise UserError(
-            f"{experiments.path}: no 'sweep:' section; add one (see README, 'The sweep')"
-        )
-    cli = f"{experiments.path} (command-line override)"
-    check_space_keys((overrides or {}).get("space"), cli)
-    check_keys(experiments.file.sweep, SweepSpec, str(experiments.path), "sweep.")
-    check_keys(overrides or {}, SweepSpec, cli, "sweep.")
-    env = env_overrides(SWEEP_ENV)
-    merged = deep_merge(deep_merge(experiments.file.sweep, env), overrides or {})
-    over, from_env = flatten(overrides or {}), _env_where(SWEEP_ENV)
 
-    def where(p: str) -> str:
-        if p in over:
-            return cli
-        if p in from_env:
-            return f"{experiments.path} (environment {from_env[p]})"
-        return str(experiments.path)
-
-    try:
-        spec = SweepSpec.model_validate(merged)
-    except ValidationError as e:
-        raise UserError(validation_message(e, where, "sweep")) from None
-    experiments.resolve(spec.base_experiment, train_overrides)  # names a known experiment
-    leaves = list(TrainConfig().flat())
-    for key, param in spec.space.items():
-        if key not in leaves:
-            close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)
-            hint = f"did you mean '{close[0]}'?" if close else "expected a dotted config key"
-            raise UserError(f"{experiments.path}: unknown searched key 'sweep.space.{key}'; {hint}")
-        for value in param.values_to_check():
-            _check_value(experiments, spec, f"sweep.space.{key}", key, value, train_overrides)
-    for i, params in enumerate(spec.enqueue):
-        for key, value in params.items():
-            if key not in spec.space:
-                raise UserError(
-                    f"{experiments.path}: key 'sweep.enqueue[{i}].{key}' is not a searched key; "
-                    f"searched: {', '.join(spec.space)}"
-                )
-            _check_value(
-                experiments, spec, f"sweep.enqueue[{i}].{key}", key, value, train_overrides
-            )
-    return spec
+def load(path: Path | str = "experiments.yaml", overrides: dict[str, Any] | None = None):
+    """experiments.yaml with its `sweep:` section, validated with the overrides and environment."""
+    return Experiments(path, overrides, SECTIONS)
 
 
 def _check_value(
-    experiments: Experiments, spec: SweepSpec, path: str, key: str, value: Any, train_overrides
+    experiments: Experiments, spec: SweepSpec, path: str, key: str, value: Any
 ) -> None:
     data = deep_merge(
         deep_merge(
             deep_merge(
                 experiments.file.defaults, experiments.file.experiments[spec.base_experiment]
             ),
-            train_overrides or {},
+            experiments.overrides,
         ),
         unflatten({key: value}),
     )

@@ -7,7 +7,7 @@ from cli.main import main
 from harness.config import Experiments, deep_merge, parse_overrides, split_key
 from harness.config_hash import config_hash
 from harness.errors import UserError
-from sweep.spec import resolve_sweep
+from sweep.spec import load as load_sweep
 from tests.conftest import REPO, run_cli
 
 
@@ -228,9 +228,46 @@ def test_a_searched_key_is_overridden_in_brackets(experiments):
     assert over == {
         "sweep": {"space": {"optimizer.lr": {"high": 0.5}, "model.dropout": {"low": 0.01}}}
     }
-    spec = resolve_sweep(experiments, over["sweep"])
+    spec = load_sweep(REPO / "experiments.yaml", over).section("sweep")
     assert spec.space["optimizer.lr"].high == 0.5 and spec.space["optimizer.lr"].low == 0.01
     assert spec.space["model.dropout"].low == 0.01
+
+
+def test_file_overrides_and_environment_are_validated_once_into_one_frozen_model(
+    tmp_path, monkeypatch
+):
+    """The sweep section is typed where the sweep binds it; the file, the environment and the
+    command line are layered before the one validation, and an error names its layer."""
+    from findings.spec import FindingsSpec
+    from findings.spec import load as load_all
+    from sweep.spec import SweepSpec
+
+    exps = load_all(REPO / "experiments.yaml")
+    assert isinstance(exps.section("sweep"), SweepSpec)
+    assert isinstance(exps.section("findings"), FindingsSpec)
+    with pytest.raises(Exception, match="frozen"):
+        exps.file.sweep.n_trials = 3
+    assert isinstance(Experiments(REPO / "experiments.yaml").file.sweep, dict)  # make train: unread
+
+    monkeypatch.setenv("OPTUNA_STORAGE", "sqlite:///env.db")
+    exps = load_sweep(REPO / "experiments.yaml", {"sweep": {"n_trials": 3}, "epochs": 2})
+    assert (exps.section("sweep").storage, exps.section("sweep").n_trials) == (
+        "sqlite:///env.db",
+        3,
+    )
+    assert exps.resolve(exps.section("sweep").base_experiment).epochs == 2
+    monkeypatch.setenv("OPTUNA_STORAGE", "bad\nline")
+    with pytest.raises(UserError, match=r"environment OPTUNA_STORAGE\): key 'sweep.storage'"):
+        load_sweep(REPO / "experiments.yaml")
+    monkeypatch.delenv("OPTUNA_STORAGE")
+    with pytest.raises(UserError, match=r"command-line override\): key 'sweep.n_trials' = 0"):
+        load_sweep(REPO / "experiments.yaml", {"sweep": {"n_trials": 0}})
+    # a searched key nested with dots in the file gets the spelling that works, as on the CLI
+    doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
+    doc["sweep"]["space"]["optimizer"] = {"lr": {"high": 0.5}}
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(UserError, match=r"write sweep.space\[optimizer.lr\].high=0.5"):
+        load_sweep(tmp_path / "e.yaml")
 
 
 @pytest.mark.parametrize(

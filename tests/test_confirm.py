@@ -28,7 +28,7 @@ from harness.stats import (
     seeds_needed,
 )
 from sweep.confirm import Candidate, summarize
-from sweep.spec import resolve_sweep
+from sweep.spec import load as load_sweep
 from tests.conftest import REPO, experiments_doc, run_cli, write_experiments
 from tracking.resolution import accuracy_decimals
 
@@ -275,16 +275,13 @@ def test_confirm_without_a_study_is_one_line_and_writes_nothing(tmp_path):
     ],
 )
 def test_confirm_settings_are_validated_with_the_sweep_section(tmp_path, confirm, says):
-    from harness.config import Experiments
-    from sweep.spec import resolve_sweep
-
     doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
     assert doc["sweep"]["confirm"] == {"k": 3, "seeds": [2, 3, 4, 5, 6]}  # the documented defaults
     doc["sweep"]["confirm"] = confirm
     path = tmp_path / "experiments.yaml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match="sweep.confirm") as e:
-        resolve_sweep(Experiments(path))
+        load_sweep(path)
     assert says in str(e.value)
 
 
@@ -329,7 +326,7 @@ def test_a_diverged_seed_leaves_its_config_unchosen_and_pairs_the_rest(experimen
         for label, vs in vals.items()
         for seed, v in zip((2, 3, 4), vs, strict=True)
     }
-    spec = resolve_sweep(experiments)
+    spec = experiments.section("sweep")
     doc = summarize(cands, [2, 3, 4], runs, spec, [4, 7])
     rows = {r["candidate"]: r for r in doc["candidates"]}
     assert doc["chosen"] == "trial-4" and rows["trial-7"]["mean"] is None

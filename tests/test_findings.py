@@ -18,7 +18,7 @@ from scipy import stats as scipy_stats
 from cli.findings import main
 from findings.claims import BATCH_SIZES, CLAIMS, FIGURES, SETTINGS
 from findings.plan import build_plan, config_hash
-from findings.spec import load_spec
+from findings.spec import load
 from findings.store import RunRecord
 from findings.tuned import Point, best_by_validation, judge_batch_sizes, next_edges, study_spec
 from findings.verdicts import Judge, verdict
@@ -336,7 +336,8 @@ def test_a_best_lr_on_the_edge_of_what_was_tried_is_tried_beyond_it():
 
 def test_quick_and_full_runs_never_share_a_config_hash(experiments, tmp_path):
     (tmp_path / "spec.yaml").write_text(SPEC)
-    spec, _ = load_spec(experiments, tmp_path / "spec.yaml")
+    experiments = load(REPO / "experiments.yaml", spec_file=tmp_path / "spec.yaml")
+    spec = experiments.section("findings")
     full, quick = (build_plan(spec, experiments, q, only=ONLY) for q in (False, True))
     full_hashes = {j.config_hash for j in full.jobs.values()}
     assert len(full_hashes) == 9 and len(quick.jobs) == 6
@@ -471,7 +472,7 @@ def test_an_unknown_claim_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_the_shipped_spec_loads_and_plans_every_claim(experiments):
-    spec, _ = load_spec(experiments)
+    spec = experiments.section("findings")
     plan = build_plan(spec, experiments)
     assert len(plan.claims) == 6 and plan.tuned
     assert len(plan.unique_jobs()) == 9 * 5  # file3 doubles as batch 128

@@ -18,11 +18,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from harness.config import Experiments
 from harness.errors import UserError
 from harness.urls import with_driver
 from sweep.recovery import Requeue, fail_dead_here, pid_space
-from sweep.spec import resolve_sweep
+from sweep.spec import load as load_sweep
 from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study
 from sweep.workers import plan_workers
@@ -101,29 +100,34 @@ def test_environment_wins_over_the_file_and_passwords_are_masked(tmp_path, monke
     exp_file = _write_experiments(tmp_path, 2)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:tr4cking-pw@127.0.0.1:5999")
     monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://bob:st0rage-pw@db.example:5432/s7")
-    exps = Experiments(exp_file)
+    exps = load_sweep(exp_file)
     cfg = exps.resolve("s7_file3")
     assert cfg.tracking.uri == "http://alice:tr4cking-pw@127.0.0.1:5999"
     assert cfg.flat()["tracking.uri"] == "http://alice:***@127.0.0.1:5999"  # what gets logged
     assert "tr4cking-pw" not in str(cfg.public())
-    assert resolve_sweep(exps).storage == "postgresql://bob:st0rage-pw@db.example:5432/s7"
+    assert exps.section("sweep").storage == "postgresql://bob:st0rage-pw@db.example:5432/s7"
     # a command-line override wins over both
-    assert resolve_sweep(exps, {"storage": "sqlite:///x.db"}).storage == "sqlite:///x.db"
+    over = {"sweep": {"storage": "sqlite:///x.db"}}
+    assert load_sweep(exp_file, over).section("sweep").storage == "sqlite:///x.db"
     assert exps.resolve("s7_file3", {"tracking": {"uri": "sqlite:///y.db"}}).tracking.uri == (
         "sqlite:///y.db"
     )
 
 
 def test_sweep_settings_for_workers_and_heartbeats_are_validated(tmp_path):
-    exps = Experiments(_write_experiments(tmp_path, 2))
-    spec = resolve_sweep(exps, {"workers": 3, "heartbeat": {"interval": 5, "grace_period": 60}})
+    path = _write_experiments(tmp_path, 2)
+
+    def resolve_sweep(over):
+        return load_sweep(path, {"sweep": over}).section("sweep")
+
+    spec = resolve_sweep({"workers": 3, "heartbeat": {"interval": 5, "grace_period": 60}})
     assert (spec.workers, spec.heartbeat.interval, spec.heartbeat.grace_period) == (3, 5, 60)
     with pytest.raises(UserError, match="grace_period .* must be longer than interval"):
-        resolve_sweep(exps, {"heartbeat": {"interval": 30, "grace_period": 30}})
+        resolve_sweep({"heartbeat": {"interval": 30, "grace_period": 30}})
     with pytest.raises(UserError, match="sweep.workers' = 0 is invalid"):
-        resolve_sweep(exps, {"workers": 0})
+        resolve_sweep({"workers": 0})
     with pytest.raises(UserError, match="did you mean 'sweep.heartbeat.interval'"):
-        resolve_sweep(exps, {"heartbeat": {"intervall": 5}})
+        resolve_sweep({"heartbeat": {"intervall": 5}})
 
 
 @pytest.mark.parametrize(
@@ -154,8 +158,8 @@ def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(
     exp_file = _write_experiments(
         tmp_path, 5, heartbeat={"interval": 1, "grace_period": 2, "max_retry": 1}
     )
-    exps = Experiments(exp_file)
-    spec = resolve_sweep(exps)
+    exps = load_sweep(exp_file)
+    spec = exps.section("sweep")
     base = exps.resolve(spec.base_experiment)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     runs = TrialRuns(spec, base)

@@ -16,7 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweep.spec import resolve_sweep
+from sweep.spec import load as load_sweep
 from tests.conftest import DATA_ROOT, REPO, experiments_doc, run_cli, write_experiments
 
 
@@ -221,7 +221,6 @@ def test_findings_read_a_postgresql_tracking_store(tmp_path, pg_schema):
 def test_a_library_error_quoting_a_password_is_stored_masked(tmp_path, monkeypatch):
     """MLflow's exceptions quote the tracking URL with its credentials; the trial's fail_reason
     (Optuna attribute, MLflow tag, trials.csv) keeps only the masked text."""
-    from harness.config import Experiments
     from sweep import objective, study
     from sweep.loop import TrialsKeepFailing
 
@@ -229,9 +228,9 @@ def test_a_library_error_quoting_a_password_is_stored_masked(tmp_path, monkeypat
         raise RuntimeError("API request to http://alice:s3cret-pw@tracking:5000/api failed")
 
     monkeypatch.setattr(objective, "train", upload_fails)
-    exps = Experiments(_small_sweep(tmp_path, max_consecutive_failures=1, log_models=False))
+    exps = load_sweep(_small_sweep(tmp_path, max_consecutive_failures=1, log_models=False))
     with pytest.raises(TrialsKeepFailing, match="alice:\\*\\*\\*@tracking"):
-        study.run_sweep(exps, resolve_sweep(exps))
+        study.run_sweep(exps, exps.section("sweep"))
     (trial,) = optuna.load_study(
         study_name="checks", storage=f"sqlite:///{tmp_path}/runs/optuna.db"
     ).trials

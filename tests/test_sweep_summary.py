@@ -93,7 +93,6 @@ def test_no_password_reaches_the_invocation_artifact_or_a_logged_config(experime
     sweep's fixed overrides) is masked in the study run's invocations/*.json and in every config
     as logged (`public`: params, the trial's attribute, best_config.yaml)."""
     from harness.config import parse_overrides
-    from sweep.spec import resolve_sweep
     from sweep.summary import log_invocation
 
     over = parse_overrides(
@@ -105,7 +104,7 @@ def test_no_password_reaches_the_invocation_artifact_or_a_logged_config(experime
         def log_text(self, text: str, path: str) -> None:
             logged[path] = text
 
-    log_invocation(Parent(), resolve_sweep(experiments), over)
+    log_invocation(Parent(), experiments.section("sweep"), over)
     (text,) = logged.values()
     assert "hunter2" not in text and "postgresql://u:***@db/x" in text
     public = experiments.resolve("s7_file3", over).public()
