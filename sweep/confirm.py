@@ -293,7 +293,8 @@ def summarize(
             "confirmation: every candidate diverged at some seed; nothing can be chosen "
             "(see the confirmation runs' fail_reason in MLflow)"
         )
-    chosen = max(complete, key=lambda r: r["mean"])  # ties: the earlier, better-ranked one
+    # an exact tie goes to the baseline (nothing beat it), else to the earlier, better-ranked trial
+    chosen = max(complete, key=lambda r: (r["mean"], r["baseline"]))
     diff = chosen.pop("_diff")
     for r in rows:
         r.pop("_diff", None)

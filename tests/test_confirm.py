@@ -27,7 +27,7 @@ from harness.stats import (
     paired_difference,
     seeds_needed,
 )
-from sweep.confirm import Candidate, summarize
+from sweep.confirm import IS_BASELINE, Candidate, summarize
 from sweep.spec import load as load_sweep
 from tests.conftest import REPO, experiments_doc, run_cli, write_experiments
 from tracking.resolution import accuracy_decimals
@@ -333,6 +333,11 @@ def test_a_diverged_seed_leaves_its_config_unchosen_and_pairs_the_rest(experimen
     assert rows["trial-4"]["diff_mean"] == pytest.approx(0.15)  # seeds 2 and 3 only
     assert rows["trial-7"]["diff_mean"] == pytest.approx(0.4)  # seed 2 alone: no interval
     assert rows["trial-7"]["diff_lo"] is None and doc["runs"] == 9 and doc["epochs"] == 135
+    # a config that only ties the baseline's mean is not chosen over it
+    for seed, v in zip((2, 3, 4), [99.3, 99.4, 99.5], strict=True):
+        runs[("baseline", seed)] = run(v)
+    tie = summarize(cands, [2, 3, 4], runs, spec, [4, 7])
+    assert tie["chosen"] == "baseline" and tie["verdict"] == IS_BASELINE
 
 
 def test_paired_difference_matches_scipy_ttest_rel():
