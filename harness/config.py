@@ -317,22 +317,21 @@ def check_keys(data: Any, model: type[BaseModel], where: str, prefix: str = "") 
                 check_keys(v, sub, where, f"{path}[{i}].")
 
 
-def validation_message(err: ValidationError, where_of: "callable", prefix: str = "") -> str:
+def validation_message(err: ValidationError, where_of: "callable") -> str:
     """Turn pydantic's first error into `file: key 'a.b' = value is invalid: what is allowed`.
 
-    `prefix` names the section the model was validated from (e.g. `sweep`). A whole mapping that
-    is wrong as a whole (e.g. low > high) is named by its key, without echoing its contents.
+    A whole mapping that is wrong as a whole (e.g. low > high) is named by its key, without
+    echoing its contents.
     """
     e = err.errors()[0]
     path = ""
     for p in e["loc"]:
         path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
-    shown = ".".join(x for x in (prefix, path) if x).replace(".[", "[")
     msg = e["msg"].removeprefix("Value error, ")
     msg = msg[0].lower() + msg[1:] if msg else msg
     value = e.get("input")
     what = "" if isinstance(value, dict) else f" = {_fmt(value)}"
-    return f"{where_of(path)}: key '{shown}'{what} is invalid: {msg}"
+    return f"{where_of(path)}: key '{path}'{what} is invalid: {msg}"
 
 
 def _env_where(sections: bool) -> dict[str, str]:
@@ -484,8 +483,12 @@ class Experiments:
         return raw[name]
 
     def _where_in_file(self, path: str) -> str:
-        """Where the value at dotted `path` of the file came from, for messages."""
-        return self._sources.get(path) or self.files.get(path.split(".", 1)[0], str(self.path))
+        """Where the value at dotted `path` of the file came from, for messages: a list given
+        whole counts for its items, a key set inside a mapping for the whole mapping."""
+        for key, source in self._sources.items():
+            if path == key or path.startswith((key + ".", key + "[")) or key.startswith(path + "."):
+                return source
+        return self.files.get(path.split(".", 1)[0], str(self.path))
 
     def section(self, name: str) -> Any:
         """The validated section `name` (bound in `sections`), or a one-line error if the file
