@@ -262,6 +262,10 @@ def test_file_overrides_and_environment_are_validated_once_into_one_frozen_model
     monkeypatch.delenv("OPTUNA_STORAGE")
     with pytest.raises(UserError, match=r"command-line override\): key 'sweep.n_trials' = 0"):
         load_sweep(REPO / "experiments.yaml", {"sweep": {"n_trials": 0}})
+    bad = {"sweep": {"space": {"optimizer.lr": {"low": 5}}, "pruners": [{"name": "Nope"}]}}
+    for key, value in bad["sweep"].items():  # a mapping or list the command line changed
+        with pytest.raises(UserError, match=f"command-line override\\): key 'sweep.{key}"):
+            load_sweep(REPO / "experiments.yaml", {"sweep": {key: value}})
     # a searched key nested with dots in the file gets the spelling that works, as on the CLI
     doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
     doc["sweep"]["space"]["optimizer"] = {"lr": {"high": 0.5}}
