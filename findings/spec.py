@@ -102,6 +102,11 @@ class FindingsSpec(Section):
         """The settings `tuned_lr` names exist, and every setting gives a valid training config
         in both modes, before anything is trained."""
         where = experiments.files["findings"]
+        if self.tuned_lr is not None and experiments.file.sweep is None:
+            raise UserError(
+                f"{where}: key 'findings.tuned_lr' needs a 'sweep:' section in "
+                f"{experiments.path}: its study runs on the sweep's storage, hold-out and objective"
+            )
         for key in ("setting", "noise_setting") if self.tuned_lr else ():
             s = getattr(self.tuned_lr, key)
             if s not in SETTINGS:

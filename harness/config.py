@@ -217,8 +217,8 @@ class ExperimentsFile(Section):
     default_experiment: Str
     defaults: dict[str, Any] = {}
     experiments: dict[str, dict[str, Any]] = {}
-    sweep: Any = None
-    findings: Any = None
+    sweep: dict[str, Any] | None = None
+    findings: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- helpers
@@ -419,8 +419,8 @@ class Experiments:
         sections: dict[str, type[Section]] | None = None,
         section_files: dict[str, Path | str | None] | None = None,
     ):
-        self.path, sections = Path(path), sections or {}
-        overrides = overrides or {}
+        self.path, self._sections = Path(path), sections or {}
+        sections, overrides = self._sections, overrides or {}
         self.overrides = {k: v for k, v in overrides.items() if k not in sections}
         raw = read_yaml(self.path)
         self.files = {name: str(self.path) for name in sections}
@@ -434,27 +434,33 @@ class Experiments:
         )
         cli = f"{self.path} (command-line override)"
         env = env_overrides(sections=True)
-        self._sources = {
-            **{k: f"{self.path} (environment {v})" for k, v in _env_where(True).items()},
-            **{k: cli for k in flatten({n: overrides[n] for n in sections if n in overrides})},
+        given = {n: overrides[n] for n in sections if n in overrides}
+        self._sources = {  # dotted key -> what set it, where not the file
+            **{k: f"environment {v}" for k, v in _env_where(True).items()},
+            **{k: "command-line override" for k in flatten(given)},
         }
         for name, kind in sections.items():
+            if name in given and not isinstance(given[name], dict):
+                raise UserError(
+                    f"{cli}: key '{name}' = {_fmt(given[name])} is invalid: a section is "
+                    f"changed key by key, e.g. {name}.<key>=value"
+                )
             precheck = getattr(kind, "precheck", None)
             if precheck and isinstance(raw.get(name), dict):
                 precheck(raw[name], self.files[name])
-            if precheck and isinstance(overrides.get(name), dict):
-                precheck(overrides[name], cli)
-            check_keys({name: overrides.get(name) or {}}, model, cli)
+            if precheck and name in given:
+                precheck(given[name], cli)
+            check_keys({name: given.get(name, {})}, model, cli)
             check_keys({name: raw.get(name)}, model, self.files[name])  # its own file's name
             if isinstance(raw.get(name), dict):  # overrides change a section that exists
                 raw[name] = deep_merge(
-                    deep_merge(raw[name], env.get(name, {})), overrides.get(name) or {}
+                    deep_merge(raw[name], env.get(name, {})), given.get(name, {})
                 )
         check_keys(raw, model, str(self.path))
         try:
             self.file = model.model_validate(raw)
         except ValidationError as e:
-            raise UserError(validation_message(e, self._where_in_file)) from None
+            raise UserError(validation_message(e, self.where_of)) from None
         check_keys(self.file.defaults, TrainConfig, str(self.path), "defaults.")
         for name, exp in self.file.experiments.items():
             check_keys(exp, TrainConfig, str(self.path), f"experiments.{name}.")
@@ -464,7 +470,7 @@ class Experiments:
                 f"invalid: expected one of {', '.join(self.file.experiments)}"
             )
         for name in self.file.experiments:  # validate every experiment now, not when first used
-            self.resolve(name)
+            self._resolve(name, {})  # the command line's overrides apply to the one it resolves
         for name in sections:
             spec = getattr(self.file, name)
             if spec is not None and hasattr(spec, "cross_check"):
@@ -478,24 +484,31 @@ class Experiments:
                 close = difflib.get_close_matches(cut(str(key), 120), [name], n=1, cutoff=0.5)
                 hint = f"did you mean '{close[0]}'?" if close else f"known keys: {name}"
                 raise UserError(f"{path}: unknown key '{cut(str(key), 120)}'; {hint}")
-        if name not in raw:
-            raise UserError(f"{path}: key '{name}' is invalid: field required")
+        if not isinstance(raw.get(name), dict):
+            raise UserError(
+                f"{path}: key '{name}' = {_fmt(raw.get(name))} is invalid: expected a mapping"
+            )
         return raw[name]
 
-    def _where_in_file(self, path: str) -> str:
+    def where_of(self, path: str) -> str:
         """Where the value at dotted `path` of the file came from, for messages: a list given
-        whole counts for its items, a key set inside a mapping for the whole mapping."""
+        whole counts for its items; a mapping with a key set elsewhere names both."""
+        file = self.files.get(path.split(".", 1)[0], str(self.path))
         for key, source in self._sources.items():
-            if path == key or path.startswith((key + ".", key + "[")) or key.startswith(path + "."):
-                return source
-        return self.files.get(path.split(".", 1)[0], str(self.path))
+            if path == key or path.startswith((key + ".", key + "[")):
+                return f"{self.path} ({source})"
+        inside = sorted({s for k, s in self._sources.items() if k.startswith(path + ".")})
+        return f"{file} (with {', '.join(inside)})" if inside else file
 
     def section(self, name: str) -> Any:
         """The validated section `name` (bound in `sections`), or a one-line error if the file
         has none."""
         spec = getattr(self.file, name, None)
-        if spec is None or isinstance(spec, dict):
-            raise UserError(f"{self.path}: no '{name}:' section; add one (see README)")
+        if name not in self._sections:  # a mistake of ours, not the user's
+            raise KeyError(f"section {name!r} was not bound when {self.path} was loaded")
+        if spec is None:
+            hint = getattr(self._sections[name], "HELP", "see README")
+            raise UserError(f"{self.files[name]}: no '{name}:' section; add one ({hint})")
         return spec
 
     @property
@@ -514,8 +527,10 @@ class Experiments:
             raise UserError(
                 f"{self.path}: unknown experiment {name!r}; {hint}known: {', '.join(self.names)}"
             )
+        return self._resolve(name, deep_merge(self.overrides, overrides or {}))
+
+    def _resolve(self, name: str, overrides: dict[str, Any]) -> TrainConfig:
         exp = self.file.experiments[name]
-        overrides = deep_merge(self.overrides, overrides or {})
         check_keys(overrides, TrainConfig, f"{self.path} (command-line override)")
         merged = deep_merge({"name": name}, self.file.defaults)
         for layer in (exp, env_overrides(), overrides):

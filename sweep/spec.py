@@ -11,7 +11,7 @@ import difflib
 import inspect
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
@@ -204,6 +204,7 @@ class ConfirmSpec(Section):
 
 
 class SweepSpec(Section):
+    HELP: ClassVar[str] = "see README, 'The sweep'"  # where a missing section is explained
     study_name: StudyName = "s7-sweep"
     storage: Str | None = None  # None: sqlite:///runs/optuna.db; env OPTUNA_STORAGE wins
     workers: Int = Field(1, ge=1, le=256)  # processes on this machine working the one study
@@ -250,16 +251,16 @@ class SweepSpec(Section):
             if key not in leaves:
                 close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.5)
                 hint = f"did you mean '{close[0]}'?" if close else "expected a dotted config key"
-                raise UserError(
-                    f"{experiments.path}: unknown searched key 'sweep.space.{key}'; {hint}"
-                )
+                where = experiments.where_of(f"sweep.space.{key}")
+                raise UserError(f"{where}: unknown searched key 'sweep.space.{key}'; {hint}")
             for value in param.values_to_check():
                 _check_value(experiments, self, f"sweep.space.{key}", key, value)
         for i, params in enumerate(self.enqueue):
             for key, value in params.items():
                 if key not in self.space:
                     raise UserError(
-                        f"{experiments.path}: key 'sweep.enqueue[{i}].{key}' is not a searched key; "
+                        f"{experiments.where_of(f'sweep.enqueue[{i}]')}: key "
+                        f"'sweep.enqueue[{i}].{key}' is not a searched key; "
                         f"searched: {', '.join(self.space)}"
                     )
                 _check_value(experiments, self, f"sweep.enqueue[{i}].{key}", key, value)
@@ -314,6 +315,6 @@ def _check_value(
     except ValidationError as e:
         msg = e.errors()[0]["msg"].removeprefix("Value error, ")
         raise UserError(
-            f"{experiments.path}: key '{path}' = {_fmt(value)} is invalid for '{key}': "
+            f"{experiments.where_of(path)}: key '{path}' = {_fmt(value)} is invalid for '{key}': "
             f"{msg[0].lower() + msg[1:]}"
         ) from None

@@ -266,12 +266,28 @@ def test_file_overrides_and_environment_are_validated_once_into_one_frozen_model
     for key, value in bad["sweep"].items():  # a mapping or list the command line changed
         with pytest.raises(UserError, match=f"command-line override\\): key 'sweep.{key}"):
             load_sweep(REPO / "experiments.yaml", {"sweep": {key: value}})
+    with pytest.raises(UserError, match="key 'sweep' = None is invalid: a section is changed"):
+        load_sweep(REPO / "experiments.yaml", {"sweep": None})  # not silently dropped
     # a searched key nested with dots in the file gets the spelling that works, as on the CLI
     doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
     doc["sweep"]["space"]["optimizer"] = {"lr": {"high": 0.5}}
     (tmp_path / "e.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match=r"write sweep.space\[optimizer.lr\].high=0.5"):
         load_sweep(tmp_path / "e.yaml")
+    # the command line's training overrides apply to the experiment resolved, not to every one
+    doc = yaml.safe_load((REPO / "experiments.yaml").read_text())
+    doc["experiments"]["no_momentum"] = {"optimizer": {"momentum": 0.0}}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(doc))
+    exps = Experiments(tmp_path / "m.yaml", {"optimizer": {"nesterov": True}})
+    assert exps.resolve("s7_file3").optimizer.nesterov
+    # the findings' lr study needs the sweep's section; a --spec file's section must be a mapping
+    del doc["sweep"]
+    (tmp_path / "n.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(UserError, match="'findings.tuned_lr' needs a 'sweep:' section"):
+        load_all(tmp_path / "n.yaml")
+    (tmp_path / "spec.yaml").write_text("findings: null\n")
+    with pytest.raises(UserError, match=f"^{tmp_path / 'spec.yaml'}: key 'findings' = None"):
+        load_all(REPO / "experiments.yaml", spec_file=tmp_path / "spec.yaml")
 
 
 @pytest.mark.parametrize(
