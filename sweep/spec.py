@@ -3,8 +3,8 @@
 It says what the study searches (`space`, keyed by the dotted config key each parameter sets),
 how it samples and prunes, what it optimises (validation accuracy on a fixed hold-out of the
 training images; the test set never chooses), where the study lives and how many finished trials
-it needs. `load` validates it with the rest of the file, its overrides and environment, into a `SweepSpec`
-(`experiments.section("sweep")`).
+it needs. `load` validates it with the rest of the file, its overrides and environment, into a
+`SweepSpec` (`experiments.section("sweep")`).
 """
 
 import difflib
