@@ -2,7 +2,8 @@
 
 Each run goes through `tracking.job.run_training`, exactly as `make train` would run it, into the
 findings experiment, tagged with its config hash, setting, seed and mode. Before each run the
-store is asked again, so a re-run skips everything finished and an interrupted one resumes.
+store is asked again, so a re-run skips everything finished and an interrupted one resumes; a run
+that a killed process left RUNNING is ended KILLED first (`tracking.mlflow_store.end_orphans`).
 """
 
 import os
@@ -18,6 +19,7 @@ from harness.trainer import DivergedError
 from harness.urls import with_driver
 from model_zoo import create_model
 from tracking.job import run_training
+from tracking.mlflow_store import end_orphans
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ def run_missing(plan: Plan, log: Callable[[str], None] = print) -> ExecuteSummar
     """
     client = MlflowClient(tracking_uri=with_driver(plan.tracking_uri))
     jobs = plan.unique_jobs()
+    exp_id = experiment_id(client, plan.mlflow_experiment)
+    for line in end_orphans(client, exp_id) if exp_id else []:
+        log(line)
     ran = skipped = diverged = 0
     for i, job in enumerate(jobs, 1):
         head = f"[{i}/{len(jobs)}] {job.setting} seed {job.seed} ({job.config_hash})"

@@ -39,6 +39,7 @@ from sweep.objective import SweepData, train_tracked, trial_config
 from sweep.space import baseline_params
 from sweep.spec import SweepSpec
 from tracking import RunHandle, Tracker, provenance_tags
+from tracking.mlflow_store import end_orphans
 from tracking.trial_runs import searched_tags
 
 ROLE = "confirm"  # the `role` tag of a confirmation run (the study's own run is `study`)
@@ -176,6 +177,9 @@ def run_confirmation(
     cands = candidates(study, spec, experiments, fixed)
     seeds = list(spec.confirm.seeds)
     fingerprint = study.user_attrs.get("fingerprint")
+    ours = f"tags.role = '{ROLE}' and tags.study_name = '{spec.study_name}'"
+    for line in end_orphans(tracker.client, tracker.experiment_id, ours):
+        say(f"confirmation: {line}")
     found = _done_runs(tracker, spec, fingerprint)
     total, trained = len(cands) * len(seeds), 0
     say(

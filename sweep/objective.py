@@ -16,10 +16,10 @@ import torch
 
 from harness.config import Experiments, TrainConfig, deep_merge, unflatten
 from harness.data import Split, load_splits, subset
+from harness.processes import pid_space, worker_id
 from harness.trainer import DivergedError, TrainResult, evaluate, train
 from harness.urls import scrub_text
 from model_zoo import create_model, summarize
-from sweep.recovery import pid_space, worker_id
 from sweep.spec import ParamSpec, SweepSpec
 from tracking import RunHandle, Tracker, curves_figure, provenance_tags
 from tracking.datasets import sweep_inputs
@@ -150,7 +150,6 @@ class Objective:
             "trial_number": trial.number,
             "seed": cfg.seed,
             "experiment": cfg.name,
-            "worker": worker_id(),
             **searched_tags(trial.params),
             **provenance_tags(str(self.device)),
         }

@@ -13,44 +13,16 @@ worker and for the next `make sweep` after a SIGKILL.
 """
 
 import copy
-import functools
-import os
-import socket
 import warnings
 from collections.abc import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.processes import pid_alive, pid_space
+
 # user attrs that describe one attempt, not the parameters: a retry starts without them
 ATTEMPT_ATTRS = ("mlflow_run_id", "worker", "pid_space", "config", "fail_reason", "test_acc")
-
-
-def worker_id() -> str:
-    """`host:pid` of this process, stored with each trial it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@functools.cache
-def pid_space() -> str:
-    """Where this process's pid means this process: the kernel's boot id and the pid namespace
-    (host names are not enough: cloned machines and containers share them)."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:  # not Linux
-        return socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 class Requeue(optuna.storages.RetryHeartbeatStaleTrialCallback):

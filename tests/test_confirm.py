@@ -1,14 +1,15 @@
 """The confirmation (issue 14) on tiny real data, with a real Optuna storage and a real MLflow
 store: the study's top trial and the baseline re-run over 2 paired seeds as nested runs on the
-study's hold-out; Ctrl-C mid-confirmation and a resume that retrains nothing finished; `make
-export` recording the confirmation and registering the champion; the statistics behind it
-against scipy by hand.
+study's hold-out; Ctrl-C mid-confirmation and a resume that retrains nothing finished and ends a
+SIGKILLed run; `make export` recording the confirmation and registering the champion; the
+statistics behind it against scipy by hand.
 """
 
 import math
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
 from harness.errors import UserError
+from harness.processes import pid_space
 from harness.stats import (
     detectable_difference,
     mean_interval,
@@ -82,7 +84,21 @@ def confirmed(tmp_path_factory):
     out = "".join(seen) + proc.communicate(timeout=300)[0]
     finished_before = {r.info.run_id for r in _confirm_runs(client, "FINISHED")}
     all_before = _confirm_runs(client)
+    # a confirmation run whose process was SIGKILLed here: left RUNNING until a resume ends it
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid no longer exists
+    orphan = client.create_run(
+        client.get_experiment_by_name(STUDY).experiment_id,
+        run_name="orphan",
+        tags={
+            "role": "confirm",
+            "study_name": STUDY,
+            "worker": f"{socket.gethostname()}:{dead.pid}",
+            "pid_space": pid_space(),
+        },
+    ).info.run_id
     resumed = run_cli("confirm", "--file", exp_file, cwd=tmp)
+    after_resume = len(_confirm_runs(client))
     again = run_cli("confirm", "--file", exp_file, cwd=tmp)
     export = run_cli("export", "--file", exp_file, cwd=tmp)
     single = run_cli(
@@ -95,7 +111,9 @@ def confirmed(tmp_path_factory):
         "interrupted": (proc.returncode, out),
         "finished_before": finished_before,
         "all_before": all_before,
+        "orphan": orphan,
         "resumed": resumed,
+        "after_resume": after_resume,
         "again": again,
         "export": export,
         "single": single,
@@ -115,6 +133,12 @@ def test_ctrl_c_stops_the_confirmation_and_a_resume_trains_only_what_is_missing(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trained = 4 - len(before)
     assert f"({trained} trained now, {len(before)} found in MLflow)" in resumed.stdout
+    assert "confirmation: run 'orphan' ended KILLED: its process (" in resumed.stdout
+    orphan = confirmed["client"].get_run(confirmed["orphan"])
+    assert (
+        orphan.info.status == "KILLED"
+        and "died before ending it" in orphan.data.tags["fail_reason"]
+    )
     finished = _confirm_runs(confirmed["client"], "FINISHED")
     assert len(finished) == 4 and before <= {r.info.run_id for r in finished}
     # one finished run per (config, seed): nothing was trained twice
@@ -122,7 +146,7 @@ def test_ctrl_c_stops_the_confirmation_and_a_resume_trains_only_what_is_missing(
     again = confirmed["again"]
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(0 trained now, 4 found in MLflow)" in again.stdout
-    assert len(_confirm_runs(confirmed["client"])) == len(_confirm_runs(confirmed["client"]))
+    assert len(_confirm_runs(confirmed["client"])) == confirmed["after_resume"]
     assert len(_confirm_runs(confirmed["client"], "FINISHED")) == 4
 
 

@@ -3,10 +3,12 @@
 Their three settings x two seeds x one epoch on 500 + 500 real MNIST images: the runs land in
 MLflow tagged by config hash, a re-run trains nothing, a lost run is trained again, and the report
 has a verdict per claim, the quick banner on top, the figures, and exactly the numbers MLflow
-holds. The comparisons a claim is decided by are checked on hand-made runs.
+holds; a run that a killed process left RUNNING is ended KILLED on resume. The comparisons a claim
+is decided by are checked on hand-made runs.
 """
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -23,6 +25,7 @@ from findings.store import RunRecord
 from findings.tuned import Point, best_by_validation, judge_batch_sizes, next_edges, study_spec
 from findings.verdicts import Judge, verdict
 from harness.config import parse_overrides
+from harness.processes import pid_space
 from harness.stats import detectable_difference, mean_interval, seeds_needed
 from tests.conftest import DATA_ROOT, REPO
 
@@ -114,7 +117,7 @@ def test_runs_are_logged_once_per_setting_and_seed_with_their_tags(quick):
     assert not (tmp / "mlruns").exists()
 
 
-def test_a_rerun_trains_nothing_and_a_lost_run_is_trained_again(quick):
+def test_a_rerun_trains_nothing_a_lost_run_is_trained_again_and_a_killed_one_ended(quick):
     tmp, _, runs = quick
     again = _findings(tmp)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -124,14 +127,43 @@ def test_a_rerun_trains_nothing_and_a_lost_run_is_trained_again(quick):
     assert "nothing to do: every point of the grid has been tried" in again.stdout
     assert len(_tuned_study(tmp).trials) == 4
 
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     lost = next(r for r in runs if r.data.tags["finding_setting"] == "file3")
-    MlflowClient(f"sqlite:///{tmp}/mlflow.db").delete_run(lost.info.run_id)
+    client.delete_run(lost.info.run_id)
+    # attempts at it that never ended: one whose process was SIGKILLed here, one of a live
+    # process here, one of another machine (the last two may still be training: left alone)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid no longer exists
+    owners = {
+        "killed": (f"{socket.gethostname()}:{dead.pid}", pid_space()),
+        "live": (f"{socket.gethostname()}:{os.getpid()}", pid_space()),
+        "elsewhere": ("elsewhere:4242", "another machine"),
+    }
+    exp_id = client.get_experiment_by_name("findings").experiment_id
+    attempts = {
+        who: client.create_run(
+            exp_id,
+            run_name=f"attempt-{who}",
+            tags={"config_hash": lost.data.tags["config_hash"], "worker": w, "pid_space": space},
+        ).info.run_id
+        for who, (w, space) in owners.items()
+    }
     resumed = _findings(tmp)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "trained 1, skipped 5 finished" in resumed.stdout
-    now = _runs(tmp)
+    assert f"run 'attempt-killed' ended KILLED: its process ({owners['killed'][0]}) died" in (
+        resumed.stdout
+    )
+    killed = client.get_run(attempts.pop("killed"))
+    assert killed.info.status == "KILLED" and killed.data.tags["closed_by"] == "resume"
+    for run_id in attempts.values():
+        assert client.get_run(run_id).info.status == "RUNNING"
+        client.delete_run(run_id)
+    now = [r for r in _runs(tmp) if r.info.status == "FINISHED"]
     assert len(now) == 6 and lost.info.run_id not in {r.info.run_id for r in now}
     assert lost.data.tags["config_hash"] in {r.data.tags["config_hash"] for r in now}
+    # every run records its process, so that a later resume can tell whether it died
+    assert all(r.data.tags["worker"] and r.data.tags["pid_space"] for r in now)
 
 
 def test_report_has_banner_verdicts_figures_and_mlflows_numbers(quick):

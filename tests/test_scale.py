@@ -19,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from harness.errors import UserError
+from harness.processes import pid_space
 from harness.urls import with_driver
-from sweep.recovery import Requeue, fail_dead_here, pid_space
+from sweep.recovery import Requeue, fail_dead_here
 from sweep.spec import load as load_sweep
 from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study

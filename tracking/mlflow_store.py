@@ -26,6 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from torch import nn
 
 from harness.errors import UserError
+from harness.processes import dead_here, pid_space, worker_id
 from harness.urls import has_masked_password, masked, scrub, with_driver
 from tracking import plots
 
@@ -284,7 +285,9 @@ class Tracker:
     def start_run(
         self, name: str, tags: dict[str, Any] | None = None, parent: RunHandle | None = None
     ) -> RunHandle:
-        tags = {k: str(v) for k, v in (tags or {}).items()}
+        # whose run it is: a process that dies without ending it leaves it RUNNING (`end_orphans`)
+        tags = {"worker": worker_id(), "pid_space": pid_space(), **(tags or {})}
+        tags = {k: str(v) for k, v in tags.items()}
         if parent is not None:
             tags[MLFLOW_PARENT_RUN_ID] = parent.run_id
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
@@ -305,3 +308,39 @@ class Tracker:
             handle.finish("FAILED")
             raise
         handle.finish("FINISHED")
+
+
+def end_orphans(client: MlflowClient, experiment_id: str, filter_string: str = "") -> list[str]:
+    """End KILLED the RUNNING runs whose process died on this machine without ending them.
+
+    A run ends itself on Ctrl-C and on errors (`Tracker.run`); SIGKILL, the OOM killer or a lost
+    session leave it RUNNING forever in the UI. A resumable job (findings, the confirmation) calls
+    this before training again. Only runs started by a process of this machine whose pid is gone
+    are touched: a run of a live process, or of another machine, may still be training.
+
+    Args:
+        client: a client on the tracking store.
+        experiment_id: the experiment to look in.
+        filter_string: narrows the search further (MLflow search syntax), e.g. to one study.
+    Returns:
+        One line per run ended, naming it and why; each run is now KILLED with the reason in its
+        `fail_reason` tag.
+    """
+    running = "attributes.status = 'RUNNING'"
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"{filter_string} and {running}" if filter_string else running,
+        max_results=10000,
+    )
+    ended = []
+    for run in runs:
+        tags = run.data.tags
+        worker = tags.get("worker", "")
+        if not dead_here(worker, tags.get("pid_space", "")):
+            continue
+        reason = f"its process ({worker}) died before ending it; ended when the job resumed"
+        client.set_tag(run.info.run_id, "fail_reason", reason)
+        client.set_tag(run.info.run_id, "closed_by", "resume")
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(f"run {run.info.run_name!r} ended KILLED: {reason}")
+    return ended
