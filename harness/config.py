@@ -479,11 +479,8 @@ class Experiments:
     def _section_file(self, path: Path, name: str) -> Any:
         """A section from a file of its own: a mapping with the one top-level key `name`."""
         raw = read_yaml(path)
-        for key in raw:
-            if key != name:
-                close = difflib.get_close_matches(cut(str(key), 120), [name], n=1, cutoff=0.5)
-                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {name}"
-                raise UserError(f"{path}: unknown key '{cut(str(key), 120)}'; {hint}")
+        # the section's own keys are checked with the rest, after its `precheck`
+        check_keys(raw, create_model(f"{name}_file", **{name: (Any, None)}), str(path))
         if not isinstance(raw.get(name), dict):
             raise UserError(
                 f"{path}: key '{name}' = {_fmt(raw.get(name))} is invalid: expected a mapping"

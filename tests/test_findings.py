@@ -457,6 +457,8 @@ def test_tuned_lr_with_no_study_in_the_spec_is_one_line_and_exit_2(tmp_path, cap
 
 
 BAD_SPECS = [
+    (("findngs:\n", "findings:\n"), "unknown key 'findngs'; did you mean 'findings'?"),
+    (("sweep: {}\nfindings:\n", "findings:\n"), "unknown key 'sweep'; known keys: findings"),
     (
         ("  seedz: [1, 2, 3]\n", "  seeds: [1, 2, 3]\n"),
         "unknown key 'findings.seedz'; did you mean 'findings.seeds'?",
