@@ -18,6 +18,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -532,21 +533,25 @@ class Experiments:
         merged = deep_merge({"name": name}, self.file.defaults)
         for layer in (exp, env_overrides(), overrides):
             merged = deep_merge(merged, layer)
-        return validate_train_config(merged, self._where(name, exp, overrides))
+        where = layered_where(self.path, overrides, exp, f"experiments.{name}", "defaults")
+        return validate_train_config(merged, where)
 
-    def _where(self, name: str, exp: dict, overrides: dict):
-        over, from_exp, from_env = flatten(overrides), flatten(exp), _env_where(False)
 
-        def where(path: str) -> str:
-            if path in over:
-                return f"{self.path} (command-line override)"
-            if path in from_env:
-                return f"{self.path} (environment {from_env[path]})"
-            if path in from_exp:
-                return f"{self.path} (experiments.{name})"
-            return f"{self.path} (defaults)"
+def layered_where(
+    file: Path | str, overrides: dict[str, Any], base: dict[str, Any], label: str, fallback: str
+) -> Callable[[str], str]:
+    """For messages about a training config: `where(dotted path)` names the layer that set the
+    key, highest first: the command line, the environment, `base` (as `label`), else `fallback`."""
+    over, from_env, from_base = flatten(overrides), _env_where(False), flatten(base)
 
-        return where
+    def where(path: str) -> str:
+        if path in over:
+            return f"{file} (command-line override)"
+        if path in from_env:
+            return f"{file} (environment {from_env[path]})"
+        return f"{file} ({label if path in from_base else fallback})"
+
+    return where
 
 
 def validate_train_config(data: dict[str, Any], where_of) -> TrainConfig:
@@ -627,15 +632,6 @@ def load_config_file(
     check_keys(raw["train"], TrainConfig, str(path), "train.")
     check_keys(overrides or {}, TrainConfig, f"{path} (command-line override)")
     merged = deep_merge(deep_merge(raw["train"], env_overrides()), overrides or {})
-    over, from_env = flatten(overrides or {}), _env_where(False)
-
-    def where(p: str) -> str:
-        if p in over:
-            return f"{path} (command-line override)"
-        if p in from_env:
-            return f"{path} (environment {from_env[p]})"
-        return f"{path} (train)"
-
-    cfg = validate_train_config(merged, where)
+    cfg = validate_train_config(merged, layered_where(path, overrides or {}, {}, "", "train"))
     provenance = raw.get("provenance") or {}
     return cfg, provenance if isinstance(provenance, dict) else {}
