@@ -3,6 +3,7 @@ input. Small subsets of the real MNIST, real Optuna and MLflow stores in temp fo
 PostgreSQL test runs where S7_TEST_POSTGRES_URL names a server (`.ci/run` starts one).
 """
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -26,7 +27,9 @@ from sweep.spec import load as load_sweep
 from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study
 from sweep.workers import plan_workers
-from tests.conftest import experiments_doc, run_cli, write_experiments
+from tests.conftest import DATA_ROOT, experiments_doc, run_cli, write_experiments
+from tracking import Tracker
+from tracking.datasets import sweep_inputs
 
 EPOCHS = 2
 PG_URL = os.environ.get("S7_TEST_POSTGRES_URL")
@@ -223,6 +226,39 @@ def client_status(uri: str, run_id: str) -> str:
 # ---------------------------------------------------------------- sweeps
 
 
+def _log_the_same_new_dataset(uri: str, artifacts: str, go, out) -> None:
+    """A worker's first trial: a run that logs the sweep's datasets once `go` is set."""
+    run = Tracker(uri, "scale", artifacts).start_run("trial")
+    inputs = sweep_inputs(100, 50, 50, root=DATA_ROOT)
+    go.wait()
+    try:
+        run.log_inputs(inputs)
+        out.put(run.run_id)
+    except Exception as e:
+        out.put(f"{type(e).__name__}: {e}")
+
+
+def test_two_workers_logging_a_new_dataset_at_once_both_record_it(tmp_path):
+    # MLflow's store looks the dataset up, then inserts it: both workers inserted it, one failed
+    uri, ctx = f"sqlite:///{tmp_path}/mlflow.db", multiprocessing.get_context("spawn")
+    Tracker(uri, "scale", str(tmp_path / "artifacts"))  # the store and experiment exist first
+    go, out = ctx.Event(), ctx.Queue()
+    args = (uri, str(tmp_path / "artifacts"), go, out)
+    workers = [ctx.Process(target=_log_the_same_new_dataset, args=args) for _ in range(2)]
+    for w in workers:
+        w.start()
+    time.sleep(8)  # both have started their run and wait at the same line
+    go.set()
+    results = [out.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    assert not [r for r in results if ":" in r], results  # run ids, no error
+    client = MlflowClient(uri)
+    for run_id in results:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert sorted(i.dataset.name for i in inputs) == ["mnist-test", "mnist-train", "mnist-val"]
+
+
 def test_two_workers_share_one_study_on_the_embedded_stores(tmp_path):
     n = 4
     exp_file = _write_experiments(tmp_path, n + 5)
@@ -245,7 +281,8 @@ def test_two_workers_share_one_study_on_the_embedded_stores(tmp_path):
     study = optuna.load_study(study_name="scale", storage=f"sqlite:///{tmp_path}/optuna.db")
     states = [t.state for t in study.trials]
     # each worker stops after its own trial once the study has its total: at most k - 1 over
-    assert set(states) == {TrialState.COMPLETE} and n <= len(states) <= n + 1, states
+    why = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in study.trials]
+    assert set(states) == {TrialState.COMPLETE} and n <= len(states) <= n + 1, (why, out)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both workers took trials
     children = _check_runs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), study, "scale", EPOCHS)
     for run in children.values():

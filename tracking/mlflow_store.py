@@ -123,6 +123,12 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+def _unique_violation(e: MlflowException) -> bool:
+    """A row someone else inserted first (SQLite's and PostgreSQL's wording)."""
+    text = str(e)
+    return "UNIQUE constraint failed" in text or "violates unique constraint" in text
+
+
 class RunHandle:
     """One MLflow run; every call writes through the client right away."""
 
@@ -220,9 +226,20 @@ class RunHandle:
             raise
         return logged.model_id
 
-    def log_inputs(self, datasets: list[DatasetInput]) -> None:
-        """Record the data the run used (see `tracking.datasets`): the run page's Datasets."""
-        self.client.log_inputs(self.run_id, datasets=datasets)
+    def log_inputs(self, datasets: list[DatasetInput], attempts: int = 3) -> None:
+        """Record the data the run used (see `tracking.datasets`): the run page's Datasets.
+
+        MLflow's SQL store looks a dataset up, then inserts it if missing: two workers logging a
+        new dataset at the same moment collide on its unique key (the second one's insert fails).
+        The dataset then exists, so the loser's next attempt links it."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.client.log_inputs(self.run_id, datasets=datasets)
+                return
+            except MlflowException as e:
+                if attempt == attempts or not _unique_violation(e):
+                    raise
+                time.sleep(0.2 * attempt)
 
     def describe(self, markdown: str) -> None:
         """The run's description in the UI (Markdown), its `mlflow.note.content` tag."""
