@@ -31,6 +31,10 @@ class ExecuteSummary:
     diverged: int
 
 
+def _mode(plan: Plan) -> str:
+    return "quick" if plan.quick else "full"
+
+
 def n_params(job: Job) -> int:
     """Trainable parameters of the network the job trains (logged as tag `n_params`)."""
     model = create_model(job.cfg.model.name, dropout=job.cfg.model.dropout)
@@ -43,7 +47,7 @@ def run_tags(plan: Plan, job: Job) -> dict[str, str | int]:
         HASH_TAG: job.config_hash,
         SETTING_TAG: job.setting,
         "seed": job.seed,
-        MODE_TAG: "quick" if plan.quick else "full",
+        MODE_TAG: _mode(plan),
         "n_params": n_params(job),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count() or 0,
@@ -62,7 +66,8 @@ def run_missing(plan: Plan, log: Callable[[str], None] = print) -> ExecuteSummar
     client = MlflowClient(tracking_uri=with_driver(plan.tracking_uri))
     jobs = plan.unique_jobs()
     exp_id = experiment_id(client, plan.mlflow_experiment)
-    for line in end_orphans(client, exp_id) if exp_id else []:
+    mode = f"tags.{MODE_TAG} = '{_mode(plan)}'"  # findings runs only, not a study's
+    for line in end_orphans(client, exp_id, mode) if exp_id else []:
         log(line)
     ran = skipped = diverged = 0
     for i, job in enumerate(jobs, 1):

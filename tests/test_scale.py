@@ -226,10 +226,11 @@ def client_status(uri: str, run_id: str) -> str:
 # ---------------------------------------------------------------- sweeps
 
 
-def _log_the_same_new_dataset(uri: str, artifacts: str, go, out) -> None:
+def _log_the_same_new_dataset(uri: str, artifacts: str, ready, go, out) -> None:
     """A worker's first trial: a run that logs the sweep's datasets once `go` is set."""
     run = Tracker(uri, "scale", artifacts).start_run("trial")
     inputs = sweep_inputs(100, 50, 50, root=DATA_ROOT)
+    ready.put(True)
     go.wait()
     try:
         run.log_inputs(inputs)
@@ -242,12 +243,13 @@ def test_two_workers_logging_a_new_dataset_at_once_both_record_it(tmp_path):
     # MLflow's store looks the dataset up, then inserts it: both workers inserted it, one failed
     uri, ctx = f"sqlite:///{tmp_path}/mlflow.db", multiprocessing.get_context("spawn")
     Tracker(uri, "scale", str(tmp_path / "artifacts"))  # the store and experiment exist first
-    go, out = ctx.Event(), ctx.Queue()
-    args = (uri, str(tmp_path / "artifacts"), go, out)
+    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    args = (uri, str(tmp_path / "artifacts"), ready, go, out)
     workers = [ctx.Process(target=_log_the_same_new_dataset, args=args) for _ in range(2)]
     for w in workers:
         w.start()
-    time.sleep(8)  # both have started their run and wait at the same line
+    for _ in workers:  # both have started their run and wait at the same line
+        ready.get(timeout=120)
     go.set()
     results = [out.get(timeout=120) for _ in workers]
     for w in workers:

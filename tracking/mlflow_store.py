@@ -18,6 +18,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import sqlalchemy.exc
 from matplotlib.figure import Figure
 from mlflow.entities import DatasetInput, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -123,10 +124,21 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+# a row someone else inserted first, as a tracking server's error text says it: SQLite,
+# PostgreSQL, MySQL, SQL Server (a database store's error carries the IntegrityError itself)
+_UNIQUE_WORDING = (
+    "UNIQUE constraint failed",
+    "violates unique constraint",
+    "Duplicate entry",
+    "Violation of UNIQUE KEY",
+    "Violation of PRIMARY KEY",
+)
+
+
 def _unique_violation(e: MlflowException) -> bool:
-    """A row someone else inserted first (SQLite's and PostgreSQL's wording)."""
-    text = str(e)
-    return "UNIQUE constraint failed" in text or "violates unique constraint" in text
+    if isinstance(e.__cause__, sqlalchemy.exc.IntegrityError):
+        return True
+    return any(w in str(e) for w in _UNIQUE_WORDING)
 
 
 class RunHandle:
@@ -303,7 +315,7 @@ class Tracker:
         self, name: str, tags: dict[str, Any] | None = None, parent: RunHandle | None = None
     ) -> RunHandle:
         # whose run it is: a process that dies without ending it leaves it RUNNING (`end_orphans`)
-        tags = {"worker": worker_id(), "pid_space": pid_space(), **(tags or {})}
+        tags = {**(tags or {}), "worker": worker_id(), "pid_space": pid_space()}
         tags = {k: str(v) for k, v in tags.items()}
         if parent is not None:
             tags[MLFLOW_PARENT_RUN_ID] = parent.run_id
@@ -333,7 +345,8 @@ def end_orphans(client: MlflowClient, experiment_id: str, filter_string: str = "
     A run ends itself on Ctrl-C and on errors (`Tracker.run`); SIGKILL, the OOM killer or a lost
     session leave it RUNNING forever in the UI. A resumable job (findings, the confirmation) calls
     this before training again. Only runs started by a process of this machine whose pid is gone
-    are touched: a run of a live process, or of another machine, may still be training.
+    are touched: a run of a live process, or of another machine, may still be training. (After a
+    reboot the machine's boot id differs, so runs left by a crash before it are left alone too.)
 
     Args:
         client: a client on the tracking store.
@@ -354,6 +367,9 @@ def end_orphans(client: MlflowClient, experiment_id: str, filter_string: str = "
         tags = run.data.tags
         worker = tags.get("worker", "")
         if not dead_here(worker, tags.get("pid_space", "")):
+            continue
+        # its owner may have ended it between the search and the pid check, then exited
+        if client.get_run(run.info.run_id).info.status != "RUNNING":
             continue
         reason = f"its process ({worker}) died before ending it; ended when the job resumed"
         client.set_tag(run.info.run_id, "fail_reason", reason)
