@@ -37,7 +37,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def dead_here(worker: str, space: str) -> bool:
-    """True when `worker` (`host:pid`) ran in this pid space and its pid no longer exists."""
+def owner() -> dict[str, str]:
+    """This process as a trial's user attributes or a run's tags record it."""
+    return {"worker": worker_id(), "pid_space": pid_space()}
+
+
+def pid_here(worker: str, space: str) -> int | None:
+    """The pid of `worker` (`host:pid`) when it ran in this pid space, else None."""
     pid = worker.rpartition(":")[2]
-    return space == pid_space() and pid.isdigit() and not pid_alive(int(pid))
+    return int(pid) if space == pid_space() and pid.isdigit() else None
+
+
+def dead_here(worker: str, space: str) -> bool:
+    """True when `worker` ran in this pid space and its pid no longer exists."""
+    pid = pid_here(worker, space)
+    return pid is not None and not pid_alive(pid)

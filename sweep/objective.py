@@ -16,7 +16,7 @@ import torch
 
 from harness.config import Experiments, TrainConfig, deep_merge, unflatten
 from harness.data import Split, load_splits, subset
-from harness.processes import pid_space, worker_id
+from harness.processes import owner
 from harness.trainer import DivergedError, TrainResult, evaluate, train
 from harness.urls import scrub_text
 from model_zoo import create_model, summarize
@@ -141,8 +141,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         # First, so that a dead worker's trial can be told apart from a live one (sweep.recovery).
-        trial.set_user_attr("worker", worker_id())
-        trial.set_user_attr("pid_space", pid_space())
+        for key, value in owner().items():
+            trial.set_user_attr(key, value)
         cfg = self.config(suggest(trial, self.spec.space))
         trial.set_user_attr("config", cfg.public())
         tags = {

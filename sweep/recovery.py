@@ -19,7 +19,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.processes import pid_alive, pid_space
+from harness.processes import pid_alive, pid_here
 
 # user attrs that describe one attempt, not the parameters: a retry starts without them
 ATTEMPT_ATTRS = ("mlflow_run_id", "worker", "pid_space", "config", "fail_reason", "test_acc")
@@ -70,13 +70,12 @@ def fail_dead_here(study: optuna.Study, requeue: Requeue, pids: set[int] | None 
         requeue: the retry hook (also the storage's stale-trial callback).
         pids: only these worker pids (the sweep saw them exit); default: every dead pid.
     """
-    here = pid_space()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         who = str(t.user_attrs.get("worker", ""))
-        pid = who.rpartition(":")[2]
-        if t.user_attrs.get("pid_space") != here or not pid.isdigit():
+        pid = pid_here(who, str(t.user_attrs.get("pid_space", "")))
+        if pid is None or (pids is not None and pid not in pids):
             continue
-        if (pids is not None and int(pid) not in pids) or (pids is None and pid_alive(int(pid))):
+        if pids is None and pid_alive(pid):
             continue
         try:
             failed = study.tell(t.number, state=TrialState.FAIL)

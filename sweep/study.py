@@ -24,7 +24,7 @@ from harness.config import Experiments, TrainConfig, deep_merge, flatten
 from harness.data import ensure_mnist
 from harness.device import resolve_device
 from harness.errors import UserError
-from harness.processes import pid_space, worker_id
+from harness.processes import owner
 from harness.urls import masked, scrub_text
 from sweep.confirm import describe as describe_confirmation
 from sweep.confirm import run_confirmation
@@ -207,7 +207,7 @@ class TrialRuns:
         if found:
             handle = RunHandle(t.client, found[0].info.run_id)
             t.client.update_run(handle.run_id, status="RUNNING")
-            handle.set_tags({"worker": worker_id(), "pid_space": pid_space()})  # its owner now
+            handle.set_tags(owner())  # its owner now
             return handle
         if not create:
             return None

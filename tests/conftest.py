@@ -1,6 +1,7 @@
 """Shared fixtures: the real MNIST (provisioned by `make data`), tiny subsets of it, temp stores."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,13 @@ def write_experiments(tmp: Path, doc: dict) -> str:
     path = tmp / "experiments.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(path)
+
+
+def dead_worker() -> str:
+    """`host:pid` of a process of this machine that has exited and been reaped: a dead owner."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid no longer exists
+    return f"{socket.gethostname()}:{gone.pid}"
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ import math
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -31,7 +30,7 @@ from harness.stats import (
 )
 from sweep.confirm import IS_BASELINE, Candidate, summarize
 from sweep.spec import load as load_sweep
-from tests.conftest import REPO, experiments_doc, run_cli, write_experiments
+from tests.conftest import REPO, dead_worker, experiments_doc, run_cli, write_experiments
 from tracking.resolution import accuracy_decimals
 
 STUDY = "confirm-test"
@@ -85,15 +84,13 @@ def confirmed(tmp_path_factory):
     finished_before = {r.info.run_id for r in _confirm_runs(client, "FINISHED")}
     all_before = _confirm_runs(client)
     # a confirmation run whose process was SIGKILLed here: left RUNNING until a resume ends it
-    dead = subprocess.Popen(["true"])
-    dead.wait()  # reaped: its pid no longer exists
     orphan = client.create_run(
         client.get_experiment_by_name(STUDY).experiment_id,
         run_name="orphan",
         tags={
             "role": "confirm",
             "study_name": STUDY,
-            "worker": f"{socket.gethostname()}:{dead.pid}",
+            "worker": dead_worker(),
             "pid_space": pid_space(),
         },
     ).info.run_id

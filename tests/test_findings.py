@@ -27,7 +27,7 @@ from findings.verdicts import Judge, verdict
 from harness.config import parse_overrides
 from harness.processes import pid_space
 from harness.stats import detectable_difference, mean_interval, seeds_needed
-from tests.conftest import DATA_ROOT, REPO
+from tests.conftest import DATA_ROOT, REPO, dead_worker
 
 SPEC = f"""\
 findings:
@@ -132,10 +132,8 @@ def test_a_rerun_trains_nothing_a_lost_run_is_trained_again_and_a_killed_one_end
     client.delete_run(lost.info.run_id)
     # attempts at it that never ended: one whose process was SIGKILLed here, one of a live
     # process here, one of another machine (the last two may still be training: left alone)
-    dead = subprocess.Popen(["true"])
-    dead.wait()  # reaped: its pid no longer exists
     owners = {
-        "killed": (f"{socket.gethostname()}:{dead.pid}", pid_space()),
+        "killed": (dead_worker(), pid_space()),
         "live": (f"{socket.gethostname()}:{os.getpid()}", pid_space()),
         "elsewhere": ("elsewhere:4242", "another machine"),
     }

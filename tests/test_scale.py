@@ -6,7 +6,6 @@ PostgreSQL test runs where S7_TEST_POSTGRES_URL names a server (`.ci/run` starts
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from sweep.spec import load as load_sweep
 from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study
 from sweep.workers import plan_workers
-from tests.conftest import DATA_ROOT, experiments_doc, run_cli, write_experiments
+from tests.conftest import DATA_ROOT, dead_worker, experiments_doc, run_cli, write_experiments
 from tracking import Tracker
 from tracking.datasets import sweep_inputs
 
@@ -171,8 +170,7 @@ def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(
     storage = open_storage(spec, on_stale=requeue)
     study, _ = open_study(spec, base, storage)
     tracker = runs.tracker
-    dead = subprocess.Popen(["true"])
-    dead.wait()  # reaped: its pid no longer exists
+    dead = dead_worker()
 
     def running_trial(worker: str, space: str = "another machine"):
         t = study.ask()
@@ -187,9 +185,9 @@ def test_stale_and_dead_workers_trials_are_failed_retried_and_their_runs_closed(
 
     remote, remote_run = running_trial("elsewhere:4242")
     storage.record_heartbeat(remote._trial_id)  # what its worker's heartbeat thread wrote last
-    local, local_run = running_trial(f"{socket.gethostname()}:{dead.pid}", pid_space())
+    local, local_run = running_trial(dead, pid_space())
     # same host name and a dead pid, but another machine (a clone) or container: left alone
-    twin, _ = running_trial(f"{socket.gethostname()}:{dead.pid}")
+    twin, _ = running_trial(dead)
     storage.record_heartbeat(twin._trial_id)
 
     fail_dead_here(study, requeue)

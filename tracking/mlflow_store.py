@@ -27,7 +27,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from torch import nn
 
 from harness.errors import UserError
-from harness.processes import dead_here, pid_space, worker_id
+from harness.processes import dead_here, owner
 from harness.urls import has_masked_password, masked, scrub, with_driver
 from tracking import plots
 
@@ -315,7 +315,7 @@ class Tracker:
         self, name: str, tags: dict[str, Any] | None = None, parent: RunHandle | None = None
     ) -> RunHandle:
         # whose run it is: a process that dies without ending it leaves it RUNNING (`end_orphans`)
-        tags = {**(tags or {}), "worker": worker_id(), "pid_space": pid_space()}
+        tags = {**(tags or {}), **owner()}
         tags = {k: str(v) for k, v in tags.items()}
         if parent is not None:
             tags[MLFLOW_PARENT_RUN_ID] = parent.run_id
@@ -372,8 +372,8 @@ def end_orphans(client: MlflowClient, experiment_id: str, filter_string: str = "
         if client.get_run(run.info.run_id).info.status != "RUNNING":
             continue
         reason = f"its process ({worker}) died before ending it; ended when the job resumed"
-        client.set_tag(run.info.run_id, "fail_reason", reason)
-        client.set_tag(run.info.run_id, "closed_by", "resume")
-        client.set_terminated(run.info.run_id, "KILLED")
+        handle = RunHandle(client, run.info.run_id)
+        handle.set_tags({"fail_reason": reason, "closed_by": "resume"})
+        handle.finish("KILLED")
         ended.append(f"run {run.info.run_name!r} ended KILLED: {reason}")
     return ended
