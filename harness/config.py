@@ -528,13 +528,18 @@ class Experiments:
         return self._resolve(name, deep_merge(self.overrides, overrides or {}))
 
     def _resolve(self, name: str, overrides: dict[str, Any]) -> TrainConfig:
-        exp = self.file.experiments[name]
         check_keys(overrides, TrainConfig, f"{self.path} (command-line override)")
-        merged = deep_merge({"name": name}, self.file.defaults)
-        for layer in (exp, env_overrides(), overrides):
-            merged = deep_merge(merged, layer)
+        exp = self.file.experiments[name]
         where = layered_where(self.path, overrides, exp, f"experiments.{name}", "defaults")
-        return validate_train_config(merged, where)
+        return validate_train_config(self.merged(name, overrides), where)
+
+    def merged(self, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The unvalidated mapping a known experiment resolves to: defaults, the experiment, the
+        environment, then `overrides`, merged in that order."""
+        merged = deep_merge({"name": name}, self.file.defaults)
+        for layer in (self.file.experiments[name], env_overrides(), overrides):
+            merged = deep_merge(merged, layer)
+        return merged
 
 
 def layered_where(

@@ -301,15 +301,10 @@ def load(path: Path | str = "experiments.yaml", overrides: dict[str, Any] | None
 def _check_value(
     experiments: Experiments, spec: SweepSpec, path: str, key: str, value: Any
 ) -> None:
-    data = deep_merge(
-        deep_merge(
-            deep_merge(
-                experiments.file.defaults, experiments.file.experiments[spec.base_experiment]
-            ),
-            experiments.overrides,
-        ),
-        unflatten({key: value}),
-    )
+    """`value` at searched `key` over the base experiment (with the file's overrides and the
+    environment, as a trial resolves it) gives a valid training config, or a one-line error."""
+    overrides = deep_merge(experiments.overrides, unflatten({key: value}))
+    data = experiments.merged(spec.base_experiment, overrides)
     try:
         TrainConfig.model_validate(data)
     except ValidationError as e:
