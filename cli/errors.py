@@ -4,6 +4,7 @@ Whatever ends a command is printed here, and only after `one_line` has scrubbed 
 masked (`harness.urls.scrub_text`), control characters escaped, length bounded.
 """
 
+import argparse
 import os
 import sys
 import traceback
@@ -69,3 +70,12 @@ def run_reporting_errors(action, *args) -> int:
             sys.stderr.write(scrub_text("".join(traceback.format_exception(e))))
         return 1
     return 0
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as the project's: one line, exit code 2 (argparse prints the
+    usage and then the error, three lines)."""
+
+    def error(self, message: str):
+        print(f"error: {one_line(f'{self.prog}: {message}')} (see --help)", file=sys.stderr)
+        sys.exit(2)

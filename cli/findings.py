@@ -7,7 +7,7 @@ Every user error ends as one line on stderr and exit code 2, with no traceback.
 import argparse
 import sys
 
-from cli.errors import run_reporting_errors
+from cli.errors import Parser, run_reporting_errors
 from harness.urls import masked
 
 
@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cli.findings", description=__doc__)
+    p = Parser(prog="python -m cli.findings", description=__doc__)
     p.add_argument("--quick", action="store_true", help="the spec's quick seeds and overrides")
     p.add_argument("--file", default="experiments.yaml", help="the experiments file")
     p.add_argument(

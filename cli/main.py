@@ -10,17 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.errors import one_line, run_reporting_errors
+from cli.errors import Parser, one_line, run_reporting_errors
 from harness.errors import UserError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with its errors as the project's: one line, exit code 2 (argparse prints the
-    usage and then the error, three lines)."""
-
-    def error(self, message: str):
-        print(f"error: {one_line(f'{self.prog}: {message}')} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def _positive(text: str) -> int:

@@ -505,6 +505,16 @@ def test_an_unknown_claim_is_one_line_and_exit_2(tmp_path, capsys):
     assert "tuned_lr" in err and len(err.splitlines()) == 1 and not (tmp_path / "m.db").exists()
 
 
+def test_a_mistyped_flag_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--report-onyl"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert (
+        err == "error: python -m cli.findings: unrecognized arguments: --report-onyl (see --help)"
+    )
+
+
 def test_the_shipped_spec_loads_and_plans_every_claim(experiments):
     spec = experiments.section("findings")
     plan = build_plan(spec, experiments)
