@@ -17,6 +17,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.errors import UserError
+from sweep import grid
 from sweep.objective import Objective
 from sweep.recovery import Requeue, fail_dead_here
 from sweep.spec import SweepSpec
@@ -36,11 +37,11 @@ def count(study: optuna.Study, states=FINISHED) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def study_done(study: optuna.Study, n_trials: int) -> bool:
-    """The study has its total of finished trials, or its grid sampler has tried every point."""
-    sampler = study.sampler
-    grid_done = isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
-    return grid_done or count(study) >= n_trials
+def study_done(study: optuna.Study, spec: SweepSpec) -> bool:
+    """The study has its total of finished trials; a grid study, its distinct points tried."""
+    if spec.sampler.name == "grid":
+        return grid.done(study, spec)
+    return count(study) >= spec.n_trials
 
 
 class FailureStreak:
@@ -86,10 +87,17 @@ def run_trials(
     while True:
         fail_dead_here(study, requeue)  # a SIGKILLed sweep on this machine left its trial
         report(study, None)
-        if study_done(study, spec.n_trials):
+        if study_done(study, spec):
             return
+        before, n = len(study.get_trials(deepcopy=False)), None
+        if spec.sampler.name == "grid":  # only queued points: the sampler's own pick may be a
+            n = count(study, (TrialState.WAITING,))  # point another worker is running
+            if n == 0:
+                return
         try:
-            study.optimize(objective, catch=(Exception,), callbacks=every, gc_after_trial=False)
+            study.optimize(
+                objective, n_trials=n, catch=(Exception,), callbacks=every, gc_after_trial=False
+            )
         except ValueError:
             # Optuna cannot record a trial that another process already failed for lack of
             # heartbeat (this machine stalled past the grace period); its retry is queued.
@@ -103,4 +111,7 @@ def run_trials(
                 f"the last {streak.n} trials failed (sweep.max_consecutive_failures = "
                 f"{streak.limit}); last reason: {streak.last}; fix it and run `make sweep` again"
             )
-        return
+        if len(study.get_trials(deepcopy=False)) == before:
+            return  # stopped before a trial began: do not spin
+        # else go on: a callback stops the loop after a trial (the grid sampler does once its own
+        # grid ids are used up, though queued points may remain), so ask the study again

@@ -26,6 +26,7 @@ from harness.device import resolve_device
 from harness.errors import UserError
 from harness.processes import owner
 from harness.urls import masked, scrub_text
+from sweep import grid
 from sweep.confirm import describe as describe_confirmation
 from sweep.confirm import run_confirmation
 from sweep.loop import FINISHED, count, run_trials, study_done
@@ -91,7 +92,8 @@ def build_sampler(spec: SweepSpec, seed: int | None) -> optuna.samplers.BaseSamp
     """The configured sampler (arguments already checked by the config loader)."""
     s, args = spec.sampler, dict(spec.sampler.args)
     if s.name == "grid":
-        return optuna.samplers.GridSampler(grid_values(spec.space), seed=seed, **args)
+        # the seed shuffles the grid's ids: every process must share it (sweep/grid.py)
+        return optuna.samplers.GridSampler(grid_values(spec.space), seed=s.seed, **args)
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed, **args)
     if spec.workers > 1:  # Optuna's advice for parallel TPE: running trials count as bad
@@ -290,9 +292,11 @@ def run_sweep(
             study.enqueue_trial(baseline_params(spec.space, base), user_attrs={"baseline": True})
         for params in spec.enqueue:
             study.enqueue_trial(params)
+    if worker is None and spec.sampler.name == "grid":
+        grid.enqueue_missing(study, spec)  # by parameters: see sweep/grid.py
     confirm = worker is None and spec.confirm.k > 0  # the confirmation may still lack runs
-    if study_done(study, spec.n_trials) and not confirm:
-        if worker is None and count(study) < spec.n_trials:
+    if study_done(study, spec) and not confirm:
+        if worker is None and spec.sampler.name == "grid":
             print("nothing to do: every point of the grid has been tried")
         elif worker is None:
             print("nothing to do: the study already has its trials (raise N_TRIALS for more)")
@@ -317,7 +321,7 @@ def run_sweep(
     try:
         if local:
             _run_here(study, spec, experiments, fixed, data, device, runs, parent, requeue, live)
-        elif not study_done(study, spec.n_trials):
+        elif not study_done(study, spec):
             uri = runs.tracker.uri  # the experiment exists before the workers look for it
             run_workers(command or [], spec, str(device), study, requeue, uri, base)
         if confirm:

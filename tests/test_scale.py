@@ -15,13 +15,18 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from harness.errors import UserError
 from harness.processes import pid_space
 from harness.urls import with_driver
+from sweep import grid
+from sweep.loop import run_trials
+from sweep.objective import suggest
 from sweep.recovery import Requeue, fail_dead_here
+from sweep.space import grid_values
 from sweep.spec import load as load_sweep
 from sweep.storage import open_storage
 from sweep.study import TrialRuns, open_study
@@ -391,3 +396,51 @@ def test_postgres_study_and_mlflow_server_for_many_machines(tmp_path):
     finally:
         with suppress(KeyError):  # KeyError: the study was never created
             optuna.delete_study(study_name=study_name, storage=with_driver(PG_URL))
+
+
+def test_a_grid_study_resumed_by_another_process_tries_every_point_once(tmp_path):
+    """GridSampler numbers its points in an order shuffled by its seed: a process with another
+    seed read an earlier process's numbers as other points, ran two points twice, left two out
+    and called the grid done (the findings' lr grid, 2026-11-30). Points are queued by their
+    parameters now: the resumed study runs exactly the missing ones, and a failed point (a
+    diverged lr) counts as tried."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    exp_file = _write_experiments(tmp_path, 6)
+    doc = yaml.safe_load(Path(exp_file).read_text())
+    doc["sweep"]["sampler"] = {"name": "grid", "seed": 0}
+    doc["sweep"]["space"] = {
+        "batch_size": {"type": "categorical", "choices": [64, 128]},
+        "optimizer.lr": {"type": "categorical", "choices": [0.1, 0.2, 0.4]},
+    }
+    exps = load_sweep(write_experiments(tmp_path, doc))
+    spec = exps.section("sweep")
+    base = exps.resolve(spec.base_experiment)
+    storage = open_storage(spec)
+    ran: list[tuple] = []
+
+    class Stub:  # the objective without training: 0.4 diverges, the rest score 1
+        lost = None
+
+        def __call__(self, trial):
+            p = suggest(trial, spec.space)
+            ran.append((p["batch_size"], p["optimizer.lr"]))
+            if p["optimizer.lr"] == 0.4:
+                raise RuntimeError("diverged")
+            return 1.0
+
+    # an earlier process: three points by its own sampler, seeded as every new process once was
+    study, _ = open_study(spec, base, storage)
+    study.sampler = optuna.samplers.GridSampler(grid_values(spec.space), seed=987654321)
+    study.optimize(Stub(), n_trials=3, catch=(Exception,))
+    first = list(ran)
+    # the resumed sweep: what run_sweep's parent and run_trials do
+    study, _ = open_study(spec, base, storage)
+    assert grid.enqueue_missing(study, spec) == 3
+    run_trials(study, Stub(), spec, Requeue(1, 30, lambda n, r: None), [])
+    assert len(ran) == 6 and sorted(ran) == sorted(
+        {(b, lr) for b in (64, 128) for lr in (0.1, 0.2, 0.4)}
+    )
+    assert ran[:3] == first and grid.done(study, spec) and grid.tried(study, spec) == 6
+    # a third start finds nothing to run, the failed (diverged) points included
+    study, _ = open_study(spec, base, storage)
+    assert grid.enqueue_missing(study, spec) == 0 and grid.done(study, spec)
