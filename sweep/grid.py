@@ -19,6 +19,14 @@ from sweep.spec import SweepSpec
 TRIED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # a diverged point stays tried
 
 
+class QueuedGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its stop: it stops the study once its own grid ids are
+    used up (and fails a queued trial, which has none, when one id is left); `done` decides."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def points(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every point of the grid, in the order the space lists its keys and values."""
     values = grid_values(spec.space)

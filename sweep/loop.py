@@ -89,7 +89,7 @@ def run_trials(
         report(study, None)
         if study_done(study, spec):
             return
-        before, n = len(study.get_trials(deepcopy=False)), None
+        before, n = count(study, grid.TRIED), None
         if spec.sampler.name == "grid":  # only queued points: the sampler's own pick may be a
             n = count(study, (TrialState.WAITING,))  # point another worker is running
             if n == 0:
@@ -111,7 +111,6 @@ def run_trials(
                 f"the last {streak.n} trials failed (sweep.max_consecutive_failures = "
                 f"{streak.limit}); last reason: {streak.last}; fix it and run `make sweep` again"
             )
-        if len(study.get_trials(deepcopy=False)) == before:
-            return  # stopped before a trial began: do not spin
-        # else go on: a callback stops the loop after a trial (the grid sampler does once its own
-        # grid ids are used up, though queued points may remain), so ask the study again
+        if count(study, grid.TRIED) == before:
+            return  # stopped before a trial ended: do not spin
+        # else ask the study again: a retry may have been queued meanwhile

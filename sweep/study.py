@@ -93,7 +93,7 @@ def build_sampler(spec: SweepSpec, seed: int | None) -> optuna.samplers.BaseSamp
     s, args = spec.sampler, dict(spec.sampler.args)
     if s.name == "grid":
         # the seed shuffles the grid's ids: every process must share it (sweep/grid.py)
-        return optuna.samplers.GridSampler(grid_values(spec.space), seed=s.seed, **args)
+        return grid.QueuedGridSampler(grid_values(spec.space), seed=s.seed, **args)
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed, **args)
     if spec.workers > 1:  # Optuna's advice for parallel TPE: running trials count as bad

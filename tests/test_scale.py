@@ -428,19 +428,21 @@ def test_a_grid_study_resumed_by_another_process_tries_every_point_once(tmp_path
                 raise RuntimeError("diverged")
             return 1.0
 
-    # an earlier process: three points by its own sampler, seeded as every new process once was
+    # two earlier processes, three trials each, their grid samplers seeded apart as every new
+    # process's once was: the second reads the first's grid ids as other points
+    for seed in (11, 12):
+        study, _ = open_study(spec, base, storage)
+        study.sampler = optuna.samplers.GridSampler(grid_values(spec.space), seed=seed)
+        study.optimize(Stub(), n_trials=3, catch=(Exception,))
+    every = {(b, lr) for b in (64, 128) for lr in (0.1, 0.2, 0.4)}
+    missing = every - set(ran)
+    assert len(ran) == 6 and len(missing) == 2  # two points twice, two never
+    # the resumed sweep, as run_sweep's parent and run_trials do it: only the missing points
     study, _ = open_study(spec, base, storage)
-    study.sampler = optuna.samplers.GridSampler(grid_values(spec.space), seed=987654321)
-    study.optimize(Stub(), n_trials=3, catch=(Exception,))
-    first = list(ran)
-    # the resumed sweep: what run_sweep's parent and run_trials do
-    study, _ = open_study(spec, base, storage)
-    assert grid.enqueue_missing(study, spec) == 3
+    assert grid.enqueue_missing(study, spec) == len(missing) and not grid.done(study, spec)
     run_trials(study, Stub(), spec, Requeue(1, 30, lambda n, r: None), [])
-    assert len(ran) == 6 and sorted(ran) == sorted(
-        {(b, lr) for b in (64, 128) for lr in (0.1, 0.2, 0.4)}
-    )
-    assert ran[:3] == first and grid.done(study, spec) and grid.tried(study, spec) == 6
+    assert set(ran[6:]) == missing and len(ran) == 6 + len(missing)
+    assert grid.done(study, spec) and grid.tried(study, spec) == 6
     # a third start finds nothing to run, the failed (diverged) points included
     study, _ = open_study(spec, base, storage)
     assert grid.enqueue_missing(study, spec) == 0 and grid.done(study, spec)
