@@ -21,6 +21,7 @@ from findings.store import Records
 from harness.config import Experiments, deep_merge
 from harness.stats import mean_interval
 from harness.urls import masked
+from sweep.grid import params_of
 from sweep.spec import SweepSpec
 from sweep.storage import open_storage, storage_url
 from sweep.study import run_sweep
@@ -221,8 +222,7 @@ def read_points(spec: SweepSpec) -> list[Point]:
     trials = study.get_trials(deepcopy=False) if study else []
     latest = {}
     for t in trials:
-        # a queued (WAITING) trial has no params yet, only the ones it was enqueued with
-        params = t.params or t.system_attrs.get("fixed_params", {})
+        params = params_of(t)
         if "batch_size" in params and "optimizer.lr" in params:
             key = (params["batch_size"], float(params["optimizer.lr"]))
             if t.state != optuna.trial.TrialState.FAIL or key not in latest:

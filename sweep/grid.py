@@ -38,9 +38,14 @@ def target(spec: SweepSpec) -> int:
     return min(spec.n_trials, len(points(spec)))
 
 
+def params_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The point a trial holds: a queued one has only the parameters it was enqueued with (and
+    a running one may not have suggested them all yet)."""
+    return trial.system_attrs.get("fixed_params", trial.params)
+
+
 def _held(study: optuna.Study, states: tuple[TrialState, ...] | None) -> list[dict[str, Any]]:
-    trials = study.get_trials(deepcopy=False, states=states)
-    return [t.system_attrs.get("fixed_params", t.params) for t in trials]
+    return [params_of(t) for t in study.get_trials(deepcopy=False, states=states)]
 
 
 def _holds(held: list[dict[str, Any]], point: dict[str, Any]) -> bool:
@@ -56,10 +61,9 @@ def tried(study: optuna.Study, spec: SweepSpec) -> int:
 def enqueue_missing(study: optuna.Study, spec: SweepSpec) -> int:
     """Queue the points no trial holds yet (in any state), as many as the study still wants.
     Returns how many were queued."""
-    held = _held(study, None)
-    have = [p for p in points(spec) if _holds(held, p)]
-    missing = [p for p in points(spec) if not _holds(held, p)]
-    todo = missing[: max(0, target(spec) - len(have))]
+    held, every = _held(study, None), points(spec)
+    missing = [p for p in every if not _holds(held, p)]
+    todo = missing[: max(0, target(spec) - (len(every) - len(missing)))]
     for p in todo:
         study.enqueue_trial(p)
     return len(todo)
